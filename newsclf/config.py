@@ -230,8 +230,8 @@ def resolve_config_path(path: str | Path | None) -> Path:
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Load a YAML config (``None`` = ``configs/default.yaml``) and apply ``overrides`` on top.
 
-    Relative data, gold and rule paths in the file are taken relative to the current directory first and
-    then to the config file's folder, so configs work both from the repo root and from elsewhere.
+    Relative data, gold and rule paths are taken from the current directory first, then from the folder
+    above the config file (the project root for ``configs/*.yaml``), so configs work from anywhere.
     """
     p = resolve_config_path(path)
     try:
@@ -241,4 +241,26 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if not isinstance(values, dict):
         raise ValueError(f"config file {p}: expected a mapping of key: value, found {type(values).__name__}")
     values.update(overrides or {})
-    return make_config(values)
+    cfg = make_config(values)
+    return _anchor_paths(cfg, p.resolve().parent.parent)
+
+
+_PATH_KEYS = ("data", "gold", "label_rules", "dataset_dir")
+
+
+def _anchor_paths(cfg: Config, root: Path) -> Config:
+    """Relative paths that do not exist from the current directory are tried from the config's project root."""
+
+    def anchor(value: str) -> str:
+        if value.startswith("embedded") or Path(value).is_absolute() or Path(value).exists():
+            return value
+        candidate = root / value
+        return str(candidate) if candidate.exists() else value
+
+    for key in _PATH_KEYS:
+        value = getattr(cfg, key)
+        if isinstance(value, list):
+            setattr(cfg, key, [anchor(v) for v in value])
+        elif isinstance(value, str):
+            setattr(cfg, key, anchor(value))
+    return cfg

@@ -1,0 +1,92 @@
+"""Command-line entry points: ``newsclf {train,evaluate,predict,split,build-dataset}``.
+
+The scripts in ``scripts/`` are thin aliases of these subcommands, and each subcommand only parses
+arguments and calls a library function, so tests exercise the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from newsclf.config import parse_value
+
+
+def parse_overrides(extra: list[str]) -> dict[str, Any]:
+    """``["--epochs", "2", "--name=x"]`` → ``{"epochs": 2, "name": "x"}`` (values read as YAML)."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(extra):
+        arg = extra[i]
+        if not arg.startswith("--") or arg == "--":
+            raise SystemExit(f"unexpected argument {arg!r}; overrides look like --key value or --key=value")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(extra):
+                raise SystemExit(f"override --{key} needs a value, e.g. --{key} 3")
+            value = extra[i + 1]
+            i += 1
+        out[key.replace("-", "_")] = parse_value(value)
+        i += 1
+    return out
+
+
+def _cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
+    from newsclf.config import load_config
+    from newsclf.train import TrainingInterrupted, train
+
+    config = load_config(args.config, parse_overrides(extra))
+    try:
+        model_dir = train(config, resume=args.resume)
+    except TrainingInterrupted as err:
+        print(err, file=sys.stderr)
+        return 130
+    print(f"model saved to {model_dir}")
+    return 0
+
+
+def _cmd_build_dataset(args: argparse.Namespace, extra: list[str]) -> int:
+    from newsclf.config import load_config
+    from newsclf.data.splits import build_dataset_to_disk
+
+    config = load_config(args.config, parse_overrides(extra))
+    out, report = build_dataset_to_disk(config, args.out)
+    print(report)
+    print(f"dataset saved to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsclf", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="fine-tune a section classifier (extra --key value pairs override the config)")
+    p.add_argument("--config", help="YAML config (default: configs/default.yaml; a bare name like 'tiny' works)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this run")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("build-dataset", help="load, label, de-duplicate and split; save with save_to_disk")
+    p.add_argument("--config", help="YAML config (default: configs/default.yaml)")
+    p.add_argument("--out", help="output folder (default: runs/<name>/dataset)")
+    p.set_defaults(func=_cmd_build_dataset)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``newsclf`` command line; returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in ("train", "build-dataset"):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args, extra)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The model card (README.md) written into every saved model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from newsclf.config import Config
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def write_model_card(path: Path, config: Config, meta: dict[str, Any], splits: dict[str, Any]) -> None:
+    """Intended use, data, metrics and limits of a trained model, in Markdown."""
+    labels = meta["labels"]
+    metrics = meta.get("metrics", {})
+    lines = [
+        "---",
+        "language: zh",
+        "pipeline_tag: text-classification",
+        "library_name: transformers",
+        "tags: [newsclf, news-section-classification]",
+        "---",
+        f"# newsclf section classifier `{config.name}`",
+        "",
+        "## Intended use",
+        "Sorting Chinese newspaper articles (title + body) into the sections "
+        + ", ".join(f"`{lab}`" for lab in labels)
+        + ", as defined by newsclf's annotation guide. Built for archivists and researchers tagging "
+        "city-daily and national news archives. Not for judging individuals, and not a substitute for an "
+        "editor on articles that mix several subjects.",
+        "",
+        "Load it with `newsclf.load(DIR)` (calibrated scores, abstention, chunked long articles) or with "
+        "`transformers.pipeline(\"text-classification\", model=DIR)` (raw softmax, head-truncated input).",
+        "",
+        "## Model",
+        f"- backbone: `{meta['backbone']}` (vocabulary: {meta['vocab']}), pooling: {meta['pooling']}",
+        f"- input: `{meta['input_mode']}`, max length {meta['max_length']} tokens"
+        + (f", up to {meta['max_chunks']} chunks" if meta["input_mode"] == "chunks" else ""),
+        f"- calibration temperature: {meta['temperature']:.3f}; abstain threshold: {meta['abstain_threshold']:.3f}",
+        f"- training-data fingerprint: `{meta['train_fingerprint']}`",
+        "",
+        "## Data",
+        f"Sources: {', '.join(config.data)}; gold files: {', '.join(config.gold) or 'none'}; "
+        f"split: {config.split_by} (near-duplicates grouped, threshold {config.dedup_threshold}).",
+        "",
+        "| split | articles | " + " | ".join(labels) + " |",
+        "|---|---|" + "---|" * len(labels),
+    ]
+    for name, r in splits.items():
+        lines.append(f"| {name} | {r['articles']} | " + " | ".join(str(r["labels"].get(lab, 0)) for lab in labels) + " |")
+    lines += ["", "## Metrics", "", "| split | accuracy | macro-F1 |", "|---|---|---|"]
+    for name in ("validation", "test"):
+        if name in metrics:
+            lines.append(f"| {name} | {_fmt(metrics[name]['accuracy'])} | {_fmt(metrics[name]['macro_f1'])} |")
+    lines += [
+        "",
+        "Validation was also used for early stopping and calibration, so the test row is the unbiased one. "
+        "Both come from the training corpus's own distribution; held-out evaluation on real articles from "
+        "another period (`python scripts/evaluate.py`) is the number to trust.",
+        "",
+        "## Limits",
+        "- Labels in the training data come partly from rules and lexicons (see `label_source` in the "
+        "dataset); their errors are learned too.",
+        "- Articles whose main subject is split between sections get one label only; check `scores`.",
+        "- Trained on mainland Chinese news in simplified characters; other registers get lower confidence.",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")

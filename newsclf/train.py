@@ -1,0 +1,355 @@
+"""Fine-tuning the section classifier with the Hugging Face ``Trainer``.
+
+``Trainer`` (rather than a hand-written loop) is what lets ``accelerate launch`` / ``torchrun`` scale the
+same script to several GPUs or machines unchanged; newsclf adds class weights, a faster head learning
+rate, article-level metrics for chunked inputs, calibration, and an atomic, self-describing model folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from newsclf import __version__
+from newsclf.config import Config, load_config
+
+log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised after Ctrl-C once a resumable checkpoint has been written."""
+
+
+def _tokenize_split(ds: Any, tokenizer: Any, config: Config, label2id: dict[str, int]) -> Any:
+    """One row per model input (several per article in chunks mode); ``owner`` maps rows to articles."""
+    from newsclf.inputs import encode_article
+
+    def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        out: dict[str, list] = {"input_ids": [], "labels": [], "owner": [], "length": []}
+        for title, text, label, idx in zip(batch["title"], batch["text"], batch["label"], indices):
+            for ids in encode_article(
+                tokenizer, title, text, mode=config.input_mode, max_length=config.max_length,
+                max_chunks=config.max_chunks,
+            ):
+                out["input_ids"].append(ids)
+                out["labels"].append(label2id[label])
+                out["owner"].append(idx)
+                out["length"].append(len(ids))
+        return out
+
+    return ds.map(encode, batched=True, with_indices=True, remove_columns=ds.column_names, desc="tokenising")
+
+
+def class_weights(labels: list[str], label_list: list[str]) -> np.ndarray:
+    """Balanced weights n / (k * count); a label missing from training gets weight 0 (it cannot be learned)."""
+    counts = np.array([labels.count(lab) for lab in label_list], dtype=np.float64)
+    present = counts > 0
+    weights = np.zeros(len(label_list))
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
+
+
+def _atomic_replace_dir(tmp: Path, final: Path) -> None:
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise OSError(
+            f"cannot write to the run folder {run_dir} ({err.strerror}); free some space, fix its permissions, "
+            "or choose another output_dir in the config"
+        ) from err
+
+
+def prepare_data(config: Config) -> Any:
+    """The run's DatasetDict: loaded from ``config.dataset_dir`` if given, else built from the config."""
+    from datasets import load_from_disk
+
+    from newsclf.data.splits import build_dataset
+
+    if config.dataset_dir:
+        if not Path(config.dataset_dir).exists():
+            raise FileNotFoundError(
+                f"dataset_dir {config.dataset_dir} does not exist; build it with "
+                "`python scripts/build_dataset.py --config ...` or remove dataset_dir to build on the fly"
+            )
+        dsd = load_from_disk(config.dataset_dir)
+    else:
+        dsd = build_dataset(config)
+    if len(dsd["train"]) == 0:
+        raise ValueError("the training split is empty; add data or lower validation_fraction/test_fraction")
+    unknown = sorted(set(dsd["train"]["label"]) - set(config.labels))
+    if unknown:
+        raise ValueError(
+            f"the training data has labels {unknown} that are not in the label set {config.labels}; "
+            "add them to 'labels' in the config or fix the data"
+        )
+    return dsd
+
+
+def train(config: Config | str | Path | None = None, *, resume: bool = False) -> Path:
+    """Build the data, fine-tune, calibrate, evaluate and save; returns the model folder.
+
+    ``config`` is a :class:`Config`, a YAML path, or ``None`` for ``configs/default.yaml``. With
+    ``resume=True`` training continues from the last checkpoint in ``runs/<name>/checkpoints``.
+    """
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        EarlyStoppingCallback,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+    from transformers.utils import logging as hf_logging
+
+    from newsclf.backbones import resolve
+    from newsclf.data.splits import dataset_fingerprint, split_report
+    from newsclf.metrics import compute_metrics
+    from newsclf.modeling import build_model, freeze_mean_pool_layer
+
+    if not isinstance(config, Config):
+        config = load_config(config)
+    run_dir = config.run_dir()
+    _check_writable(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    if resume and not any(ckpt_dir.glob("checkpoint-*")):
+        raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}; start without --resume")
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    hf_logging.set_verbosity_error()  # the load report lists the (intended) fresh head weights as MISSING
+    started = time.time()
+
+    dsd = prepare_data(config)
+    labels = config.labels
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    backbone = resolve(config.backbone, vocab=config.vocab, texts=list(dsd["train"]["title"]) + list(dsd["train"]["text"]))
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    model = build_model(backbone, labels, pooling=config.pooling, seed=config.seed)
+    if config.freeze_embeddings:
+        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+
+    train_tok = _tokenize_split(dsd["train"], tokenizer, config, label2id)
+    has_val = len(dsd["validation"]) > 0
+    val_tok = _tokenize_split(dsd["validation"], tokenizer, config, label2id) if has_val else None
+    val_owner = np.array(val_tok["owner"]) if has_val else None
+    n_val = len(dsd["validation"])
+    train_tok = train_tok.remove_columns(["owner"])
+    if has_val:
+        val_tok = val_tok.remove_columns(["owner", "length"])
+
+    def metrics_fn(eval_pred: Any) -> dict[str, float]:
+        from newsclf.inputs import pool_chunk_logits
+
+        logits = pool_chunk_logits(eval_pred.predictions, val_owner.tolist(), n_val)
+        refs = [label2id[lab] for lab in dsd["validation"]["label"]]
+        m = compute_metrics(refs, logits.argmax(1).tolist(), labels)
+        return {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
+
+    weights = torch.tensor(
+        class_weights(list(dsd["train"]["label"]), labels) if config.class_weights else np.ones(len(labels)),
+        dtype=torch.float32,
+    )
+
+    def loss_fn(outputs: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
+        return torch.nn.functional.cross_entropy(outputs.logits.float(), targets, weight=weights)
+
+    head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(("classifier", "bert.pooler"))]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("classifier", "bert.pooler"))]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": body, "lr": config.learning_rate, "weight_decay": config.weight_decay},
+            {"params": head, "lr": config.head_learning_rate, "weight_decay": 0.0},
+        ]
+    )
+    strategy = "steps" if config.eval_steps else "epoch"
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        seed=config.seed,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,
+        lr_scheduler_type="linear",
+        eval_strategy=strategy if has_val else "no",
+        save_strategy=strategy,
+        eval_steps=config.eval_steps,
+        save_steps=config.eval_steps,
+        save_total_limit=2,
+        load_best_model_at_end=has_val,
+        metric_for_best_model="macro_f1" if has_val else None,
+        greater_is_better=True,
+        train_sampling_strategy="group_by_length",
+        bf16=config.bf16,
+        use_cpu=not torch.cuda.is_available(),
+        logging_steps=10,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    interrupted = {"flag": False}
+
+    class StopOnSignal(TrainerCallback):
+        """Ctrl-C asks the Trainer to save a checkpoint and stop at the end of the current step."""
+
+        def on_step_end(self, _args: Any, state: Any, control: Any, **_: Any) -> Any:
+            if interrupted["flag"]:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    callbacks: list[Any] = [StopOnSignal()]
+    if has_val and config.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        train_dataset=train_tok,
+        eval_dataset=val_tok,
+        processing_class=tokenizer,
+        compute_loss_func=loss_fn,
+        compute_metrics=metrics_fn if has_val else None,
+        callbacks=callbacks,
+        optimizers=(optimizer, None),
+    )
+
+    def on_sigint(_signum: int, _frame: Any) -> None:
+        if interrupted["flag"]:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        interrupted["flag"] = True
+        print("\nCtrl-C: saving a checkpoint at the end of this step (Ctrl-C again to abort now)...", flush=True)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted["flag"]:
+        raise TrainingInterrupted(
+            f"training interrupted; a checkpoint is in {ckpt_dir}. Resume with `python scripts/train.py "
+            f"--config <same config> --resume`. No model was written."
+        )
+    model = trainer.model
+    freeze_mean_pool_layer(model)
+    train_seconds = time.time() - started
+    return finalise(config, model, tokenizer, dsd, train_seconds=train_seconds, fingerprint=dataset_fingerprint(dsd["train"]),
+                    split_counts=split_report(dsd, labels), log_history=trainer.state.log_history)
+
+
+def finalise(
+    config: Config,
+    model: Any,
+    tokenizer: Any,
+    dsd: Any,
+    *,
+    train_seconds: float,
+    fingerprint: str,
+    split_counts: dict[str, Any],
+    log_history: list[dict[str, Any]],
+) -> Path:
+    """Calibrate on validation, evaluate on validation and test, and write the model folder atomically."""
+    from newsclf.calibration import choose_abstain_threshold, fit_temperature, softmax
+    from newsclf.metrics import compute_metrics
+    from newsclf.model_card import write_model_card
+    from newsclf.predict import META_FILE, Classifier
+    from newsclf.report import confusion_matrix_text, plot_confusion_matrix, write_json
+
+    model = model.float().eval()
+    labels = config.labels
+    meta: dict[str, Any] = {
+        "newsclf_version": __version__,
+        "labels": labels,
+        "input_mode": config.input_mode,
+        "max_length": config.max_length,
+        "max_chunks": config.max_chunks,
+        "pooling": config.pooling,
+        "backbone": config.backbone,
+        "vocab": config.vocab,
+        "temperature": 1.0,
+        "abstain_threshold": 0.0,
+        "train_fingerprint": fingerprint,
+        "dataset_dir": str(config.run_dir() / "dataset"),
+        "config": config.to_dict(),
+    }
+    clf = Classifier(model, tokenizer, meta)
+    split_logits = {
+        name: clf.logits(list(zip(dsd[name]["title"], dsd[name]["text"]))) for name in ("validation", "test") if len(dsd[name])
+    }
+    if "validation" in split_logits:
+        refs = np.array([labels.index(lab) for lab in dsd["validation"]["label"]])
+        meta["temperature"] = fit_temperature(split_logits["validation"], refs)
+        val_probs = softmax(split_logits["validation"], meta["temperature"])
+        meta["abstain_threshold"] = (
+            config.abstain_threshold
+            if config.abstain_threshold is not None
+            else choose_abstain_threshold(val_probs, refs)
+        )
+    metrics: dict[str, Any] = {"train_seconds": round(train_seconds, 1), "train_articles": len(dsd["train"])}
+    predictions: list[dict[str, Any]] = []
+    run_dir = config.run_dir()
+    tmp = Path(tempfile.mkdtemp(prefix=".model-tmp-", dir=run_dir))
+    try:
+        for name, logits in split_logits.items():
+            probs = softmax(logits, meta["temperature"])
+            refs = [labels.index(lab) for lab in dsd[name]["label"]]
+            preds = probs.argmax(1).tolist()
+            metrics[name] = compute_metrics(refs, preds, labels)
+            if name == "test" or "test" not in split_logits:
+                text = confusion_matrix_text([labels[i] for i in refs], [labels[i] for i in preds], labels)
+                (tmp / "confusion_matrix.txt").write_text(text + "\n", encoding="utf-8")
+                plot_confusion_matrix(
+                    [labels[i] for i in refs], [labels[i] for i in preds], labels, tmp / "confusion_matrix.png",
+                    title=f"{config.name}: {name} split",
+                )
+            for row, p in zip(dsd[name], probs):
+                predictions.append(
+                    {
+                        "split": name, "id": row["id"], "title": row["title"], "label": row["label"],
+                        "predicted": labels[int(p.argmax())], "score": round(float(p.max()), 4),
+                    }
+                )
+        meta["metrics"] = metrics
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json(tmp / META_FILE, meta)
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "splits.json", split_counts)
+        write_json(tmp / "log_history.json", log_history)
+        with open(tmp / "predictions.jsonl", "w", encoding="utf-8") as f:
+            for p in predictions:
+                f.write(json.dumps(p, ensure_ascii=False) + "\n")
+        write_model_card(tmp / "README.md", config, meta, split_counts)
+        dataset_tmp = tmp / "dataset"
+        dsd.save_to_disk(str(dataset_tmp))
+        _atomic_replace_dir(dataset_tmp, run_dir / "dataset")
+        model_dir = run_dir / "model"
+        _atomic_replace_dir(tmp, model_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("saved %s", model_dir)
+    return model_dir
