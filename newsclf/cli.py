@@ -58,6 +58,21 @@ def _cmd_build_dataset(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
+    from newsclf.evaluation import evaluate_model
+
+    field_map = parse_value(args.field_map) if args.field_map else None
+    m = evaluate_model(args.model, args.data, out_dir=args.out, field_map=field_map, baseline=not args.no_baseline)
+    mm = m["model_metrics"]
+    print(f"articles: {m['articles']}  accuracy: {mm['accuracy']:.4f}  macro-F1: {mm['macro_f1']:.4f}  ECE: {m['ece']:.4f}")
+    if "baseline_metrics" in m:
+        bm = m["baseline_metrics"]
+        print(f"baseline (jieba + TF-IDF + linear, same training data): accuracy {bm['accuracy']:.4f}  "
+              f"macro-F1 {bm['macro_f1']:.4f}  gap {m['gap_macro_f1_points']:+.2f} points")
+    print(f"report: {m['out_dir']}/report.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsclf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config (default: configs/default.yaml)")
     p.add_argument("--out", help="output folder (default: runs/<name>/dataset)")
     p.set_defaults(func=_cmd_build_dataset)
+
+    p = sub.add_parser("evaluate", help="score a saved model on labelled held-out articles, with the TF-IDF baseline")
+    p.add_argument("--model", default=None, help="model folder (default: $NEWSCLF_MODEL or runs/default/model)")
+    p.add_argument("--data", nargs="+", required=True, help="labelled articles: JSONL(.gz), CSV, Parquet or pages")
+    p.add_argument("--out", help="report folder (default: <model>/../eval-<data name>)")
+    p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body}'")
+    p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 
@@ -81,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("train", "build-dataset"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "model", "unset") is None:
+        from newsclf.predict import default_model_path
+
+        args.model = str(default_model_path())
     try:
         return args.func(args, extra)
     except (ValueError, FileNotFoundError, OSError) as err:
