@@ -1,0 +1,178 @@
+"""Temperature scaling, ECE, reliability plots and the abstain threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import log_softmax
+
+from newsclf.calibration import (
+    MAX_TEMPERATURE,
+    MIN_TEMPERATURE,
+    choose_abstain_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_diagram,
+    softmax,
+)
+
+
+def _synthetic(n: int, true_temperature: float, seed: int = 0):
+    """Logits whose labels are drawn from softmax(logits / true_temperature)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, size=(n, 5))
+    probs = softmax(logits, true_temperature)
+    labels = np.array([rng.choice(5, p=p) for p in probs])
+    return logits, labels
+
+
+def _nll(logits, labels, t):
+    return -log_softmax(logits / t, axis=1)[np.arange(len(labels)), labels].mean()
+
+
+def test_softmax_rows_sum_to_one_and_temperature_flattens():
+    logits = np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    p1 = softmax(logits)
+    assert np.allclose(p1.sum(axis=1), 1) and np.all(np.isfinite(p1))
+    p3 = softmax(logits, temperature=3.0)
+    assert p3[0].max() < p1[0].max()
+    assert np.allclose(p3, softmax(logits / 3.0))
+
+
+def test_softmax_rejects_non_positive_temperature():
+    with pytest.raises(ValueError, match="temperature must be > 0, found 0"):
+        softmax(np.zeros((1, 2)), temperature=0)
+
+
+@pytest.mark.parametrize("true_t", [0.5, 2.0])
+def test_fit_temperature_recovers_the_generating_temperature(true_t):
+    logits, labels = _synthetic(3000, true_t)
+    t = fit_temperature(logits, labels)
+    assert t == pytest.approx(true_t, rel=0.1)
+    # It is a minimum of the NLL: nudging it either way does not help.
+    assert _nll(logits, labels, t) <= min(_nll(logits, labels, t * 1.05), _nll(logits, labels, t / 1.05))
+
+
+def test_temperature_scaling_lowers_ece_of_an_overconfident_model():
+    logits, labels = _synthetic(3000, 2.5, seed=1)  # raw logits are 2.5x too sharp
+    before = expected_calibration_error(softmax(logits), labels)
+    t = fit_temperature(logits, labels)
+    after = expected_calibration_error(softmax(logits, t), labels)
+    assert after < before / 2
+
+
+@pytest.mark.parametrize(
+    ("logits", "labels"),
+    [
+        (np.array([[5.0, 0.0]]), np.array([0])),  # one correct example: NLL falls forever as T -> 0
+        (np.array([[5.0, 0.0]]), np.array([1])),  # one wrong example: NLL falls forever as T -> inf
+        (np.array([[3.0, 0.0, 0.0], [0.0, 4.0, 0.0]]), np.array([0, 1])),
+    ],
+)
+def test_fit_temperature_is_finite_and_bounded_on_tiny_sets(logits, labels):
+    t = fit_temperature(logits, labels)
+    assert MIN_TEMPERATURE <= t <= MAX_TEMPERATURE
+    assert np.isfinite(t)
+
+
+@pytest.mark.parametrize(
+    ("logits", "labels", "match"),
+    [
+        (np.zeros((3,)), np.array([0, 1, 0]), r"2-D array .* found shape \(3,\)"),
+        (np.zeros((0, 3)), np.array([], dtype=int), r"at least one row"),
+        (np.zeros((3, 2)), np.array([0, 1]), r"one entry per row .* found shape \(2,\) for 3 rows"),
+        (np.zeros((2, 2)), np.array([0, 2]), r"labels must lie in 0\.\.1"),
+        (np.zeros((2, 2)), np.array([0.0, 1.0]), r"integer label ids"),
+        (np.array([[np.nan, 0.0]]), np.array([0]), r"NaN or infinite"),
+    ],
+)
+def test_fit_temperature_rejects_bad_input(logits, labels, match):
+    with pytest.raises(ValueError, match=match):
+        fit_temperature(logits, labels)
+
+
+def test_ece_hand_computed():
+    # 10 examples at confidence 0.9 with 9 right: calibrated, ECE 0.
+    probs = np.tile([0.9, 0.1], (10, 1))
+    labels = np.array([0] * 9 + [1])
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.0)
+    # Half at 0.8 all right (gap 0.2), half at 0.6 all wrong (gap 0.6): ECE = 0.5*0.2 + 0.5*0.6.
+    probs = np.array([[0.8, 0.2]] * 4 + [[0.6, 0.4]] * 4)
+    labels = np.array([0] * 4 + [1] * 4)
+    assert expected_calibration_error(probs, labels) == pytest.approx(0.4)
+
+
+def test_ece_puts_confidence_one_in_the_last_bin():
+    probs = np.array([[1.0, 0.0], [1.0, 0.0]])
+    assert expected_calibration_error(probs, np.array([0, 1])) == pytest.approx(0.5)
+
+
+def test_ece_rejects_logits_and_bad_bins():
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\] \(apply softmax"):
+        expected_calibration_error(np.array([[3.0, -1.0]]), np.array([0]))
+    with pytest.raises(ValueError, match="n_bins must be a positive integer"):
+        expected_calibration_error(np.array([[0.7, 0.3]]), np.array([0]), n_bins=0)
+
+
+def test_reliability_diagram_writes_a_png(tmp_path):
+    logits, labels = _synthetic(300, 2.0)
+    out = reliability_diagram(softmax(logits), labels, tmp_path / "plots" / "rel.png", title="test model")
+    assert out == tmp_path / "plots" / "rel.png"
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def _probs_with_confidences(conf):
+    return np.array([[c, 1 - c] for c in conf])
+
+
+def test_abstain_threshold_zero_when_precision_already_met():
+    probs = _probs_with_confidences([0.9, 0.8, 0.7, 0.6])
+    assert choose_abstain_threshold(probs, np.array([0, 0, 0, 1]), target_precision=0.75) == 0.0
+
+
+def test_abstain_threshold_smallest_that_reaches_target_within_coverage():
+    # Confidences descend; the two lowest-confidence answers are wrong.
+    conf = [0.99, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55]
+    labels = np.array([0] * 8 + [1, 1])
+    probs = _probs_with_confidences(conf)
+    # Answering the top 8 (threshold 0.65) gives precision 1.0 at coverage 0.8.
+    assert choose_abstain_threshold(probs, labels, target_precision=0.9, min_coverage=0.8) == pytest.approx(
+        0.65
+    )
+    # With a 0.85 target, answering 9 (threshold 0.6, precision 8/9 = 0.889) is the smallest that reaches it.
+    assert choose_abstain_threshold(probs, labels, target_precision=0.85, min_coverage=0.5) == pytest.approx(
+        0.6
+    )
+
+
+def test_abstain_threshold_respects_the_coverage_floor_when_target_unreachable():
+    conf = [0.99, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55]
+    labels = np.array([0, 1, 0, 1, 0, 0, 0, 0, 1, 1])
+    probs = _probs_with_confidences(conf)
+    threshold = choose_abstain_threshold(probs, labels, target_precision=0.99, min_coverage=0.8)
+    answered = probs.max(axis=1) >= threshold
+    assert answered.mean() >= 0.8
+    # The best precision reachable with >= 8 answers: top 8 -> 6/8; top 9 -> 6/9; all -> 6/10.
+    assert threshold == pytest.approx(0.65)
+
+
+def test_abstain_threshold_treats_tied_confidences_together():
+    probs = _probs_with_confidences([0.9, 0.7, 0.7, 0.7])
+    labels = np.array([0, 0, 1, 1])
+    # Answering only the 0.9 example reaches 100% precision but coverage 0.25; with a 0.2 floor it is allowed.
+    assert choose_abstain_threshold(probs, labels, target_precision=0.9, min_coverage=0.2) == pytest.approx(
+        0.9
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"target_precision": 0}, r"target_precision must be in \(0, 1\]"),
+        ({"min_coverage": 1.5}, "min_coverage"),
+    ],
+)
+def test_abstain_threshold_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        choose_abstain_threshold(_probs_with_confidences([0.9]), np.array([0]), **kwargs)
