@@ -73,6 +73,36 @@ def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
+    from newsclf.tagging import tag_file
+
+    n = tag_file(args.inputs, args.out, model=args.model, resume=args.resume, progress=not args.quiet)
+    if args.out:
+        print(f"{n} articles tagged -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_split(args: argparse.Namespace, extra: list[str]) -> int:
+    import json
+
+    from newsclf.data.pages import split_page
+
+    for path in args.pages:
+        text = sys.stdin.read() if path == "-" else _read_text(path)
+        for art in split_page(text):
+            print(json.dumps(art.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _read_text(path: str) -> str:
+    from pathlib import Path
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}); convert it to UTF-8 first") from err
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsclf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body}'")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="tag articles: JSONL(.gz), page/text files, or - for stdin; JSONL out")
+    p.add_argument("inputs", nargs="+", help="input files, or - for standard input")
+    p.add_argument("--model", default=None, help="model folder (default: $NEWSCLF_MODEL or runs/default/model)")
+    p.add_argument("--out", help="output JSONL (default: standard output); written atomically")
+    p.add_argument("--resume", action="store_true", help="continue a stopped run from <out>.partial")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("split", help="split newspaper page files into articles (JSONL on standard output)")
+    p.add_argument("pages", nargs="+", help="page files (.md/.txt), or - for standard input")
+    p.set_defaults(func=_cmd_split)
     return parser
 
 
