@@ -14,11 +14,12 @@ Markdown): a headline starts a new article when
   ``（本报记者 张三）`` or a ``---`` rule;
 * short lines (a column name, a kicker) stand between the previous article's body and it;
 * a dateline (``本报讯（记者…）``) or an author line follows it;
-* nothing later closes the running article with a closing byline.
+* nothing marks the running article as one with subheadings.
 
-Otherwise, i.e. a lone heading inside a running article that a closing byline further down still belongs
-to, or a heading one Markdown level deeper than the article's title, it is a subheading and stays in the
-article. The rules are deterministic, so the same page always gives the same articles.
+Otherwise it is a subheading and stays in the article: a lone heading right after body text, inside a
+running article that a closing byline further down still belongs to, or that opened with an author line
+under its headline (features carry subheadings), or one Markdown level deeper than the article's title.
+On a Markdown page, unmarked short lines between body paragraphs are body text. The rules are deterministic, so the same page always gives the same articles.
 """
 
 from __future__ import annotations
@@ -280,6 +281,7 @@ class _Splitter:
         arts: list[Article] = []
         bodies: list[list[tuple[str, str]]] = []  # per article: (kind, text) with kind "p" or "sub"
         levels: list[int] = []
+        by_author: list[bool] = []
         cur: Article | None = None
         closed = False
         pending_caps: list[str] = []
@@ -309,6 +311,7 @@ class _Splitter:
                     arts.append(cur)
                     bodies.append([])
                     levels.append(0)
+                    by_author.append(False)
                 if t.dateline:
                     cur.bylines.append(t.dateline)
                 self._add_body(cur, bodies[-1], t.text)
@@ -353,6 +356,8 @@ class _Splitter:
                 and (
                     (self.markdown and title.kind == "heading" and levels[-1] and title.level > levels[-1])
                     or self.closed_later(j)
+                    # A feature with an author line under its headline is the usual home of subheadings.
+                    or bool(by_author[-1])
                 )
             )
             if is_sub:
@@ -374,6 +379,7 @@ class _Splitter:
             arts.append(cur)
             bodies.append([])
             levels.append(title.level)
+            by_author.append(bool(authors))
             i = j
         if not arts:
             raise ValueError(
