@@ -1,0 +1,178 @@
+"""Benchmarks: newsclf against the plain Hugging Face way of doing the same thing, in the same run.
+
+Speed is measured here and written to JSON, never asserted in tests: timings on shared 2-core machines
+vary too much for a pass/fail line, but a ratio taken in one run on the same articles is meaningful.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def _articles(data: list[str] | None, n: int) -> list[dict[str, str]]:
+    from newsclf.data.loaders import load_articles
+
+    ds = load_articles(data or ["embedded"])
+    rows = [{"title": t, "text": x, "label": lab} for t, x, lab in zip(ds["title"], ds["text"], ds["label"])]
+    reps = -(-n // len(rows))
+    return (rows * reps)[:n]
+
+
+def bench_train(
+    *, data: list[str] | None = None, n_articles: int = 96, max_length: int = 256, batch_size: int = 16,
+    steps: int = 5, backbone: str = "e5-small",
+) -> dict[str, Any]:
+    """Fine-tuning articles/s: plain HF Trainer (stock model, full vocab, fixed padding, fp32) vs newsclf's setup.
+
+    Both run the HF ``Trainer`` for ``steps`` optimisation steps after one warm-up step on the same
+    articles at the same max length and batch size; only the time of the measured steps counts.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+    from transformers.utils import logging as hf_logging
+
+    from newsclf.backbones import resolve
+    from newsclf.config import DEFAULT_LABELS
+    from newsclf.inputs import encode_article
+    from newsclf.modeling import build_model
+
+    hf_logging.set_verbosity_error()
+    rows = _articles(data, n_articles)
+    label2id = {lab: i for i, lab in enumerate(DEFAULT_LABELS)}
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_step_end(self, *_: Any, **__: Any) -> None:
+            self.times.append(time.perf_counter())
+
+    def run(model: Any, dataset: Any, collator: Any, *, bf16: bool, sampling: str) -> float:
+        timer = StepTimer()
+        args = TrainingArguments(
+            output_dir="/tmp/newsclf-bench", max_steps=steps + 1, per_device_train_batch_size=batch_size,
+            learning_rate=5e-5, bf16=bf16, use_cpu=True, report_to="none", save_strategy="no",
+            disable_tqdm=True, train_sampling_strategy=sampling, logging_strategy="no", seed=0,
+        )
+        Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[timer]).train()
+        elapsed = timer.times[-1] - timer.times[0]  # from the end of the warm-up step
+        return steps * batch_size / elapsed
+
+    # Plain: what the Hugging Face fine-tuning tutorial does.
+    full = resolve(backbone)
+    tok = AutoTokenizer.from_pretrained(full)
+    texts = [f"{r['title']}\n{r['text']}" for r in rows]
+    enc = tok(texts, truncation=True, max_length=max_length, padding="max_length")
+    plain_ds = Dataset.from_dict({**enc, "labels": [label2id[r["label"]] for r in rows]})
+    torch.manual_seed(0)
+    plain_model = AutoModelForSequenceClassification.from_pretrained(full, num_labels=len(DEFAULT_LABELS))
+    plain = run(plain_model, plain_ds, None, bf16=False, sampling="random")
+    del plain_model
+
+    # newsclf: restricted vocabulary, mean-pool head, shared input builder, dynamic padding,
+    # length-grouped batches, bf16 autocast.
+    restricted = resolve(backbone, vocab="restricted")
+    rtok = AutoTokenizer.from_pretrained(restricted)
+    ids = [encode_article(rtok, r["title"], r["text"], max_length=max_length)[0] for r in rows]
+    ours_ds = Dataset.from_dict(
+        {"input_ids": ids, "labels": [label2id[r["label"]] for r in rows], "length": [len(i) for i in ids]}
+    )
+    ours_model = build_model(restricted, DEFAULT_LABELS)
+    ours = run(ours_model, ours_ds, DataCollatorWithPadding(rtok), bf16=True, sampling="group_by_length")
+    return {
+        "what": "fine-tuning throughput, articles/s (forward+backward+AdamW), same articles, max length and batch",
+        "max_length": max_length, "batch_size": batch_size, "steps_measured": steps, "articles": len(rows),
+        "mean_tokens": round(float(np.mean([len(i) for i in ids])), 1),
+        "plain_hf_trainer": round(plain, 3), "newsclf": round(ours, 3), "ratio": round(ours / plain, 2),
+        "machine": _machine(),
+    }
+
+
+def bench_predict(
+    model: str | Path, *, data: list[str] | None = None, n_articles: int = 128, single: int = 30,
+    gold: str | None = None,
+) -> dict[str, Any]:
+    """Inference: ``newsclf.predict`` (each precision) vs ``transformers.pipeline`` on the same saved model.
+
+    Reports batch articles/s, single-article p50/p95 latency, label agreement with the pipeline, and (with
+    ``gold``) macro-F1 of each path on those labelled articles, plus the process's peak RSS.
+    """
+    import torch
+    from transformers import pipeline
+    from transformers.utils import logging as hf_logging
+
+    from newsclf.data.loaders import load_articles
+    from newsclf.metrics import compute_metrics
+    from newsclf.predict import Classifier
+
+    hf_logging.set_verbosity_error()
+    rows = _articles(data, n_articles)
+    items = [{"title": r["title"], "text": r["text"]} for r in rows]
+    texts = [f"{r['title']}\n{r['text']}" for r in rows]
+    out: dict[str, Any] = {"articles": len(rows), "machine": _machine()}
+
+    pipe = pipeline("text-classification", model=str(model), device=-1)
+    kwargs = {"batch_size": 16, "truncation": True, "max_length": 256}
+    pipe(texts[:16], **kwargs)  # warm-up
+    t = time.perf_counter()
+    pipe_labels = [r["label"] for r in pipe(texts, **kwargs)]
+    pipe_rate = len(texts) / (time.perf_counter() - t)
+    out["pipeline_fp32_batch16"] = {"articles_per_s": round(pipe_rate, 2)}
+    del pipe
+
+    golds = None
+    if gold:
+        gds = load_articles([gold])
+        golds = (list(zip(gds["title"], gds["text"])), list(gds["label"]))
+    for precision in ("fp32", "bf16", "int8"):
+        clf = Classifier.from_dir(model, precision=precision)
+        clf.predict(items[:16])
+        t = time.perf_counter()
+        labels = [r["label"] for r in clf.predict(items, batch_size=32)]
+        rate = len(items) / (time.perf_counter() - t)
+        lat = []
+        for it in items[:single]:
+            t = time.perf_counter()
+            clf.predict(it)
+            lat.append(1000 * (time.perf_counter() - t))
+        entry = {
+            "articles_per_s": round(rate, 2),
+            "speedup_vs_pipeline": round(rate / pipe_rate, 2),
+            "agreement_with_pipeline": round(float(np.mean([a == b for a, b in zip(labels, pipe_labels)])), 4),
+            "single_p50_ms": round(statistics.median(lat), 1),
+            "single_p95_ms": round(float(np.percentile(lat, 95)), 1),
+        }
+        if golds:
+            probs = clf.probabilities(golds[0], batch_size=32)
+            entry["gold_macro_f1"] = round(compute_metrics(golds[1], [clf.labels[i] for i in probs.argmax(1)], clf.labels)["macro_f1"], 4)
+        out[f"newsclf_{precision}"] = entry
+        del clf
+        torch.set_num_threads(torch.get_num_threads())
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
