@@ -352,6 +352,44 @@ def load_gold(paths: list[str | Path], labels: list[str]) -> dict[str, tuple[str
     return gold
 
 
+def load_articles_for_labelling(config: Config) -> Any:
+    """The config's articles as a ``datasets.Dataset``: via ``newsclf.data.loaders`` when it is installed,
+    else through a minimal JSONL(.gz) reader (id, title, text from ``field_map['text']`` parts, date, source,
+    page) so that the label report works on the shared corpus on its own."""
+    try:
+        from newsclf.data.loaders import load_articles
+    except ImportError:
+        return _read_jsonl_articles(config)
+    return load_articles(config)
+
+
+def _read_jsonl_articles(config: Config) -> Any:
+    import gzip
+
+    from datasets import Dataset
+
+    parts = config.field_map.get("text") or ["text"]
+    parts = [parts] if isinstance(parts, str) else parts
+    rows = []
+    for path in config.data:
+        p = Path(path)
+        if not p.exists() or not p.name.endswith((".jsonl", ".jsonl.gz")):
+            raise ValueError(f"data source {path!r}: this fallback reader needs an existing .jsonl or .jsonl.gz "
+                             "file; other sources need newsclf.data.loaders")
+        with (gzip.open(p, "rt", encoding="utf-8") if p.suffix == ".gz" else p.open(encoding="utf-8")) as f:
+            for line in f:
+                r = json.loads(line)
+                text = "\n".join(str(r[k]) for k in parts if r.get(k)) or str(r.get("body", "") or "")
+                if len(text) < config.min_chars:
+                    continue
+                d = str(r.get("date", "") or "")
+                rows.append({"id": str(r["id"]), "title": str(r.get("title", "") or ""), "text": text,
+                             "date": f"{d[:4]}-{d[4:6]}-{d[6:]}" if len(d) == 8 and d.isdigit() else d,
+                             "source": str(r.get("source", "") or ""), "page": str(r.get("page", "") or ""),
+                             "section": str(r.get("section", "") or "")})
+    return Dataset.from_list(rows)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------------------------
@@ -393,8 +431,8 @@ def label_articles(dataset: Any, config: Config | None = None) -> Any:
         if stray:
             where = gold[stray[0]][1]
             raise ValueError(f"{len(stray)} gold id(s) match no article in the dataset, e.g. {stray[0]!r} "
-                             f"({where}); check the gold file labels this dataset (same id scheme) or remove "
-                             "those rows")
+                             f"({where}); check the gold file labels this dataset (same id scheme), that no filter "
+                             "such as config key 'min_chars' dropped those articles, or remove those rows")
     has_input = "label" in (dataset.column_names if hasattr(dataset, "column_names") else (rows[0] if rows else {}))
     if has_input:
         for i, r in enumerate(rows):
@@ -470,9 +508,9 @@ def format_label_report(report: dict[str, Any]) -> str:
              "", "label            count   share"]
     for lab, c in report["per_label"].items():
         lines.append(f"{lab:<15} {c:>6}  {c / max(report['labelled'], 1):6.1%}")
-    lines += ["", "label source     count"]
+    lines += ["", "label source                          count"]
     for s, c in report["per_label_source"].items():
-        lines.append(f"{s:<28} {c:>6}")
+        lines.append(f"{s:<36} {c:>6}")
     lines += ["", "per data source: " + "; ".join(
         f"{k}: " + ", ".join(f"{lab} {c}" for lab, c in v.items()) for k, v in report["per_data_source"].items())]
     conf = report["conflicts"]
