@@ -284,7 +284,9 @@ class _Splitter:
         by_author: list[bool] = []
         cur: Article | None = None
         closed = False
+        # Captions and bylines met before any article go to the first one.
         pending_caps: list[str] = []
+        pending_bylines: list[str] = []
         i = 0
         while i < len(self.toks):
             t = self.toks[i]
@@ -298,7 +300,7 @@ class _Splitter:
                 continue
             if t.kind == "closing":
                 if cur is None:
-                    pending_caps.append(t.text)  # a stray credit before any headline; keep it with the first
+                    pending_bylines.append(t.text)  # the end of a story from another page
                 else:
                     cur.bylines.append(t.text)
                     closed = True
@@ -307,7 +309,8 @@ class _Splitter:
             if t.kind == "body":
                 if cur is None:
                     # Body before any headline (a story continued from another page): keep it, untitled.
-                    cur, closed = Article(title="", index=len(arts)), False
+                    cur, closed = Article(title="", index=len(arts), captions=pending_caps), False
+                    cur.bylines, pending_caps, pending_bylines = pending_bylines, [], []
                     arts.append(cur)
                     bodies.append([])
                     levels.append(0)
@@ -370,29 +373,22 @@ class _Splitter:
                 title=title.text,
                 kicker=kicker,
                 subtitle=" ".join(subtitle),
-                bylines=list(authors),
+                bylines=pending_bylines + authors,
+                captions=pending_caps + run_caps,
                 index=len(arts),
             )
-            cur.captions.extend(pending_caps + run_caps)
-            pending_caps = []
+            pending_caps, pending_bylines = [], []
             closed = False
             arts.append(cur)
             bodies.append([])
             levels.append(title.level)
             by_author.append(bool(authors))
             i = j
-        if not arts:
+        if not arts or all(a.title == "" for a in arts):
             raise ValueError(
-                "page has no headline: expected a '#' Markdown heading or a short line without final "
-                "punctuation (at most "
-                f"{SHORT_MAX} characters) followed by body paragraphs; found {len(self.toks)} paragraph(s) "
-                "of body text only. Add the headlines, or load the text as a single article instead"
-            )
-        if arts[0].title == "" and all(a.title == "" for a in arts):
-            raise ValueError(
-                "page has no headline: every paragraph reads as body text; expected a '#' heading or a short "
-                "line without final punctuation before the body. Add the headlines, or load the text as a "
-                "single article instead"
+                "page has no headline: every paragraph reads as body text; expected a '#' Markdown heading or "
+                f"a short line (at most {SHORT_MAX} characters, no final punctuation) before the body. Add the "
+                "headlines, or load the text as a single article instead"
             )
         for art, body in zip(arts, bodies):
             self._finish(art, body)
@@ -428,7 +424,9 @@ def split_page(text: str) -> list[Article]:
     See the module docstring for how headlines, subheadings, bylines and captions are recognised.
     """
     if not isinstance(text, str):
-        raise TypeError(f"split_page expects the page as a str, got {type(text).__name__}; decode bytes first")
+        raise TypeError(
+            f"split_page expects the page as a str, got {type(text).__name__}; decode bytes first"
+        )
     if "\x00" in text:
         raise ValueError(
             f"page contains NUL characters (first at character {text.index(chr(0))}): this looks like a "
@@ -436,7 +434,9 @@ def split_page(text: str) -> list[Article]:
         )
     text = text.lstrip("\ufeff")
     if not text.strip():
-        raise ValueError("empty page: expected the text of a newspaper page with headlines and body paragraphs")
+        raise ValueError(
+            "empty page: expected the text of a newspaper page with headlines and body paragraphs"
+        )
     toks = _tokenize(text)
     if not any(t.kind in ("body", "short", "heading") for t in toks):
         raise ValueError(
