@@ -228,3 +228,23 @@ def test_binary_text_is_an_error():
         split_page("标题\n\x00\x01正文。")
     with pytest.raises(TypeError, match="decode bytes first"):
         split_page(b"## title")  # type: ignore[arg-type]
+
+
+def test_plain_page_short_headline_question_headline_and_author_names():
+    page = (
+        "文化走亲\n春耕时节\n田野里一片繁忙景象，农民正在播种。\n"
+        "防汛，你准备好了吗？\n王小明\n汛期将至，各地要提前做好准备。\n"
+    )
+    arts = split_page(page)
+    # 春耕时节 is four characters like a name, but no surname: a headline, with 文化走亲 as its kicker.
+    assert [(a.title, a.kicker, a.bylines) for a in arts] == [
+        ("春耕时节", ["文化走亲"], []),
+        ("防汛，你准备好了吗？", [], ["王小明"]),
+    ]
+
+
+def test_body_before_the_first_headline_is_kept_as_an_untitled_article():
+    page = "（本报记者 张三）\n\n上接第一版的内容写在这里。\n\n## 新闻标题\n\n本报讯 这是正文。\n"
+    first, second = split_page(page)
+    assert (first.title, first.text, first.bylines) == ("", "上接第一版的内容写在这里。", ["本报记者 张三"])
+    assert (second.title, second.text, second.bylines) == ("新闻标题", "这是正文。", ["本报讯"])
