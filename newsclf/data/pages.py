@@ -127,7 +127,7 @@ def _is_short(text: str) -> bool:
     text = core
     commas = len(re.findall(r"[，,]", text))
     # Headlines seldom carry more than one comma, a long list or end on a particle; a half sentence cut by
-    # a column break often does (…拉近距离的过程，在 / …以旧址为原型建设的).
+    # a column break often does (…检查发现隐患后，在 / …为居民提供的).
     if commas >= 2 or (commas and len(text) > 20) or (text.count("、") >= 2 and len(text) > 20):
         return False
     return text[-1] not in _DANGLING
