@@ -353,41 +353,12 @@ def load_gold(paths: list[str | Path], labels: list[str]) -> dict[str, tuple[str
 
 
 def load_articles_for_labelling(config: Config) -> Any:
-    """The config's articles as a ``datasets.Dataset``: via ``newsclf.data.loaders`` when it is installed,
-    else through a minimal JSONL(.gz) reader (id, title, text from ``field_map['text']`` parts, date, source,
-    page) so that the label report works on the shared corpus on its own."""
-    try:
-        from newsclf.data.loaders import load_articles
-    except ImportError:
-        return _read_jsonl_articles(config)
-    return load_articles(config)
+    """The config's articles as a ``datasets.Dataset``, loaded exactly as ``build_dataset`` loads them."""
+    from newsclf.data.loaders import load_articles
 
-
-def _read_jsonl_articles(config: Config) -> Any:
-    import gzip
-
-    from datasets import Dataset
-
-    parts = config.field_map.get("text") or ["text"]
-    parts = [parts] if isinstance(parts, str) else parts
-    rows = []
-    for path in config.data:
-        p = Path(path)
-        if not p.exists() or not p.name.endswith((".jsonl", ".jsonl.gz")):
-            raise ValueError(f"data source {path!r}: this fallback reader needs an existing .jsonl or .jsonl.gz "
-                             "file; other sources need newsclf.data.loaders")
-        with (gzip.open(p, "rt", encoding="utf-8") if p.suffix == ".gz" else p.open(encoding="utf-8")) as f:
-            for line in f:
-                r = json.loads(line)
-                text = "\n".join(str(r[k]) for k in parts if r.get(k)) or str(r.get("body", "") or "")
-                if len(text) < config.min_chars:
-                    continue
-                d = str(r.get("date", "") or "")
-                rows.append({"id": str(r["id"]), "title": str(r.get("title", "") or ""), "text": text,
-                             "date": f"{d[:4]}-{d[4:6]}-{d[6:]}" if len(d) == 8 and d.isdigit() else d,
-                             "source": str(r.get("source", "") or ""), "page": str(r.get("page", "") or ""),
-                             "section": str(r.get("section", "") or "")})
-    return Dataset.from_list(rows)
+    return load_articles(
+        config.data, field_map=config.field_map or None, on_bad_record=config.on_bad_record, min_chars=config.min_chars
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
