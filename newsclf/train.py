@@ -24,6 +24,20 @@ from newsclf.config import Config, load_config
 log = logging.getLogger(__name__)
 
 
+def _trainer_class() -> Any:
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    class NewsclfTrainer(Trainer):
+        """Length-grouped batches for training only: evaluation must keep article order so that chunk
+        logits can be averaged per article (the stock Trainer length-groups evaluation too)."""
+
+        def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+            return SequentialSampler(eval_dataset)
+
+    return NewsclfTrainer
+
+
 class TrainingInterrupted(RuntimeError):
     """Raised after Ctrl-C once a resumable checkpoint has been written."""
 
@@ -117,7 +131,6 @@ def train(config: Config | str | Path | None = None, *, resume: bool = False) ->
         AutoTokenizer,
         DataCollatorWithPadding,
         EarlyStoppingCallback,
-        Trainer,
         TrainerCallback,
         TrainingArguments,
     )
@@ -224,7 +237,7 @@ def train(config: Config | str | Path | None = None, *, resume: bool = False) ->
     callbacks: list[Any] = [StopOnSignal()]
     if has_val and config.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = Trainer(
+    trainer = _trainer_class()(
         model=model,
         args=args,
         data_collator=DataCollatorWithPadding(tokenizer),
