@@ -1,0 +1,106 @@
+"""The jieba + TF-IDF + logistic-regression baseline on tiny self-written Chinese texts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from newsclf.baseline import TfidfBaseline, evaluate_baseline_on
+
+LABELS = ["governance", "party_building", "safety", "culture", "other"]
+
+TOY = {
+    "safety": [
+        "市应急管理局开展安全生产隐患排查，督促企业整改消防隐患",
+        "消防救援支队组织高层建筑火灾应急演练，检查灭火器材",
+        "交警部门开展道路交通安全整治，查处酒后驾驶和超速行为",
+        "燃气管道安全检查覆盖老旧小区，排查泄漏隐患",
+    ],
+    "culture": [
+        "市博物馆举办非遗文化展览，展出剪纸、刺绣等传统技艺",
+        "图书馆开展全民阅读活动，读者在书香中度过周末",
+        "文艺演出走进乡村，戏曲演员为村民表演豫剧经典剧目",
+        "民俗文化节开幕，舞龙舞狮表演吸引众多市民观看",
+    ],
+    "party_building": [
+        "市委组织部召开党建工作会议，部署基层党组织建设任务",
+        "党员干部参加主题教育专题党课，学习党章党规",
+        "社区党支部开展组织生活会，党员开展批评与自我批评",
+        "机关党委推进党风廉政建设，加强党员教育管理",
+    ],
+    "governance": [
+        "市政府常务会议研究部署营商环境优化和政务服务改革",
+        "人大常委会审议地方性法规草案，推进依法行政",
+        "政务服务中心推行一网通办，群众办事少跑腿",
+        "市长主持召开专题会议，研究城市规划和财政预算",
+    ],
+}
+
+
+def _toy():
+    texts = [t for label in TOY for t in TOY[label]]
+    labels = [label for label in TOY for _ in TOY[label]]
+    return texts, labels
+
+
+def test_learns_separable_toy_classes():
+    texts, labels = _toy()
+    model = TfidfBaseline(LABELS, seed=0).fit(texts, labels)
+    assert model.predict(texts) == labels
+    # Unseen texts with the classes' own vocabulary land in the right class.
+    assert model.predict(["消防部门检查火灾隐患", "博物馆展出非遗剪纸技艺"]) == ["safety", "culture"]
+
+
+def test_label_absent_from_training_gets_probability_zero():
+    texts, labels = _toy()  # "other" never occurs in training
+    proba = TfidfBaseline(LABELS).fit(texts, labels).predict_proba(texts + ["今天天气晴朗"])
+    assert proba.shape == (len(texts) + 1, len(LABELS))
+    assert np.allclose(proba.sum(axis=1), 1)
+    assert np.all(proba[:, LABELS.index("other")] == 0)
+    # Columns follow the label order given to the constructor, not the training order.
+    assert proba[0].argmax() == LABELS.index(labels[0])
+
+
+def test_is_deterministic_for_a_seed():
+    texts, labels = _toy()
+    a = TfidfBaseline(LABELS, seed=3).fit(texts, labels).predict_proba(texts)
+    b = TfidfBaseline(LABELS, seed=3).fit(texts, labels).predict_proba(texts)
+    assert np.array_equal(a, b)
+
+
+def test_truncates_texts_to_max_chars():
+    texts, labels = _toy()
+    # With only the first 2 characters kept, a long safety tail cannot rescue a culture head.
+    model = TfidfBaseline(LABELS, max_chars=2).fit(texts, labels)
+    padded = ["市博" + "消防安全隐患" * 50]
+    assert np.array_equal(model.predict_proba(padded), model.predict_proba(["市博"]))
+
+
+def test_evaluate_baseline_on_returns_metrics():
+    texts, labels = _toy()
+    out = evaluate_baseline_on(texts, labels, texts, labels, LABELS[:4])
+    assert out["metrics"]["accuracy"] == 1.0
+    assert out["predictions"] == labels
+    assert out["proba"].shape == (len(texts), 4)
+
+
+@pytest.mark.parametrize(
+    ("texts", "labels", "error", "match"),
+    [
+        (["a", "b"], ["safety"], ValueError, r"same length; found 2 and 1"),
+        (["a", "b"], ["safety", "sport"], ValueError, r"unknown labels \['sport'\]"),
+        (["a", "b"], ["safety", "safety"], ValueError, r"at least two labels; found only \['safety'\]"),
+        ("一段文字", ["safety"], TypeError, r"single string; wrap it in a list"),
+        (["a", None], ["safety", "culture"], TypeError, r"found NoneType at positions \[1\]"),
+    ],
+)
+def test_bad_training_input_is_a_clear_error(texts, labels, error, match):
+    with pytest.raises(error, match=match):
+        TfidfBaseline(LABELS).fit(texts, labels)
+
+
+def test_predict_before_fit_and_bad_labels_are_errors():
+    with pytest.raises(RuntimeError, match=r"not fitted; call fit"):
+        TfidfBaseline(LABELS).predict(["文本"])
+    with pytest.raises(ValueError, match="at least two unique names"):
+        TfidfBaseline(["a", "a"])
