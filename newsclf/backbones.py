@@ -446,8 +446,7 @@ def restricted_piece_ids(f: E5File, texts: Iterable[str] | None = None) -> np.nd
     the full tokenizer produces on ``texts``.
     """
     keep = {f.bos, f.eos, f.pad, f.unk, int(np.argmin(f.scores))}
-    keep.update(i for i, p in enumerate(f.pieces) if p.startswith("<") and p.endswith(">") and len(p) > 2
-                and i < 8 or p == "<mask>")
+    keep.update(i for i, p in enumerate(f.pieces) if p == "<mask>")
     keep.update(i for i, p in enumerate(f.pieces) if all(_allowed_char(c) for c in p))
     if texts is not None:
         tok = _e5_tokenizer(f.pieces, f.scores, f.norm_map, bos=f.pieces[f.bos], eos=f.pieces[f.eos],
@@ -586,7 +585,6 @@ def _resolve_e5(vocab: str, texts: Iterable[str] | None) -> Path:
     extra = ""
     if text_list:
         extra = "-t" + hashlib.sha256("\x00".join(text_list).encode()).hexdigest()[:10]
-        # Cheap check first: the corpus only matters through the pieces it adds, hashed after tokenising.
     name = f"e5-small-restricted-{key}{extra}"
     if (cache_dir() / name / "config.json").is_file():
         return cache_dir() / name

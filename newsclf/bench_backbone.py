@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import statistics
 import time
 from collections.abc import Sequence
 
@@ -66,28 +68,34 @@ def _bench_one(folder, texts: Sequence[str], max_length: int, batch_size: int, n
         optim.step()
         optim.zero_grad(set_to_none=True)
 
+    # Per-batch times and their median: the machine is shared, and one batch slowed by a neighbour's job
+    # should not decide the result.
     model.train()
     train_step(*batches[0])  # warm-up: allocates optimizer state and grads
-    start = time.perf_counter()
+    train_times = []
     for batch, y in batches:
+        start = time.perf_counter()
         train_step(batch, y)
-    train_s = time.perf_counter() - start
+        train_times.append(time.perf_counter() - start)
 
     model.eval()
+    infer_times = []
     with torch.inference_mode():
         logits(batches[0][0])  # warm-up
-        start = time.perf_counter()
         for batch, _ in batches:
+            start = time.perf_counter()
             logits(batch)
-        infer_s = time.perf_counter() - start
-    n = len(texts)
+            infer_times.append(time.perf_counter() - start)
+    size = len(batches[0][1])
     return {
         "folder": str(folder),
         "vocab_size": model.config.vocab_size,
         "parameters": sum(p.numel() for p in model.parameters()),
         "tokens_per_article": int(enc["attention_mask"].sum(1).float().mean()),
-        "train_articles_per_s": round(n / train_s, 3),
-        "infer_articles_per_s": round(n / infer_s, 3),
+        "train_articles_per_s": round(size / statistics.median(train_times), 3),
+        "infer_articles_per_s": round(size / statistics.median(infer_times), 3),
+        "train_batch_seconds": [round(t, 3) for t in train_times],
+        "infer_batch_seconds": [round(t, 3) for t in infer_times],
     }
 
 
@@ -98,13 +106,15 @@ def bench_backbone(n_articles: int = 24, max_length: int = 256, texts: Sequence[
     ``texts`` (default: built-in self-written Chinese articles) are cycled to ``n_articles``; each is cut or
     padded to ``max_length`` tokens. Torch runs on ``num_threads`` threads (restored afterwards). Returns a
     JSON-able dict with both variants' numbers and restricted/full ratios (> 1 means restricted is faster).
+    Throughput comes from the median batch time, and the per-batch seconds are included, because the
+    machine may be shared.
     """
     import torch
 
     from newsclf.backbones import resolve
 
-    if n_articles < batch_size:
-        raise ValueError(f"n_articles must be at least batch_size ({batch_size}), found {n_articles}")
+    if n_articles < batch_size or n_articles % batch_size:
+        raise ValueError(f"n_articles must be a positive multiple of batch_size ({batch_size}), found {n_articles}")
     pool = list(texts) if texts is not None else _articles(n_articles)
     if not pool:
         raise ValueError("texts is empty; pass some article texts or None for the built-in ones")
@@ -121,6 +131,7 @@ def bench_backbone(n_articles: int = 24, max_length: int = 256, texts: Sequence[
         "benchmark": "e5-small full vs restricted vocabulary, mean-pooled linear head, fp32 CPU",
         "torch": torch.__version__,
         "machine": platform.machine(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "threads": num_threads,
         "max_length": max_length,
         "batch_size": batch_size,
