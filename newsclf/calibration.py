@@ -159,6 +159,7 @@ def reliability_diagram(
     for x, c in zip(centres, counts):
         if c:
             bottom.annotate(str(c), (x, c), ha="center", va="bottom", fontsize=8)
+    bottom.set_ylim(0, max(1, counts.max()) * 1.25)  # headroom for the count labels
     bottom.set_xlim(0, 1)
     bottom.set_xlabel("confidence (top probability)")
     bottom.set_ylabel("count")
