@@ -132,7 +132,7 @@ def evaluate_model(
     write_markdown_report(
         out / "report.md",
         title=f"newsclf evaluation: {Path(model)} on {', '.join(str(d) for d in data_list)}",
-        metrics=metrics["model_metrics"],
+        metrics={**metrics["model_metrics"], "ece": metrics["ece"]},
         baseline_metrics=baseline_metrics,
         confusion_text=confusion,
         errors=errors[:MAX_ERRORS_LISTED],

@@ -169,9 +169,9 @@ class Classifier:
     ) -> dict | list[dict]:
         """Label one article (``str``/``dict`` → one result) or many (list → list, same order)."""
         single = isinstance(item_or_items, (str, dict))
-        items = [item_or_items] if single else list(item_or_items)
         if not single and not isinstance(item_or_items, (list, tuple)):
-            raise TypeError(f"expected a str, a dict, or a list of them; found {type(item_or_items).__name__}")
+            parse_item(item_or_items)  # raises the TypeError that names what an item may be
+        items = [item_or_items] if single else list(item_or_items)
         articles = [parse_item(it, None if single else i) for i, it in enumerate(items)]
         if top_k < 1 or top_k > len(self.labels):
             raise ValueError(f"top_k must be between 1 and {len(self.labels)}, got {top_k}")

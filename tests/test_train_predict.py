@@ -1,0 +1,207 @@
+"""Training, saving, loading and predicting with the tiny backbone on the toy articles (real code paths)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from datasets import Dataset, DatasetDict
+
+from newsclf.config import load_config
+from newsclf.predict import Classifier, load, predict
+from newsclf.train import TrainingInterrupted, train
+
+
+@pytest.fixture(scope="module")
+def toy_dataset_dir(tmp_path_factory, toy_rows):
+    rows = [{**r, "label_source": "gold:input", "group": i} for i, r in enumerate(toy_rows)]
+    ds = Dataset.from_list(rows)
+    path = tmp_path_factory.mktemp("toyds") / "dataset"
+    DatasetDict({"train": ds, "validation": ds.select(range(0, 20, 2)), "test": ds.select(range(1, 20, 2))}).save_to_disk(
+        str(path)
+    )
+    return path
+
+
+def tiny_config(tmp_path, dataset_dir, **over):
+    return load_config("tiny", {"dataset_dir": str(dataset_dir), "output_dir": str(tmp_path), **over})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, toy_dataset_dir, tiny_backbone):
+    out = tmp_path_factory.mktemp("runs")
+    # Enough steps at a high learning rate that the tiny model fits the 20 toy articles.
+    cfg = tiny_config(out, toy_dataset_dir, max_steps=60, eval_steps=30, learning_rate=3e-3, head_learning_rate=3e-3)
+    return train(cfg)
+
+
+def test_model_folder_is_complete(trained):
+    names = {p.name for p in trained.iterdir()}
+    for expected in ["config.json", "model.safetensors", "tokenizer.json", "newsclf.json", "metrics.json",
+                     "confusion_matrix.png", "predictions.jsonl", "README.md"]:
+        assert expected in names
+    meta = json.loads((trained / "newsclf.json").read_text())
+    assert meta["labels"] == ["governance", "party_building", "safety", "culture", "other"]
+    assert meta["input_mode"] == "head" and meta["temperature"] > 0
+    config = json.loads((trained / "config.json").read_text())
+    assert config["id2label"]["0"] == "governance"
+    assert not any(p.name.startswith(".model-tmp") for p in trained.parent.iterdir())
+
+
+def test_tiny_model_learns_the_toy_articles(trained, toy_rows):
+    clf = Classifier.from_dir(trained, precision="fp32")
+    preds = clf.predict([{"title": r["title"], "text": r["text"]} for r in toy_rows])
+    acc = np.mean([p["label"] == r["label"] for p, r in zip(preds, toy_rows)])
+    assert acc >= 0.8
+
+
+def test_pipeline_loads_the_saved_model_and_agrees(trained, toy_rows):
+    from transformers import pipeline
+
+    pipe = pipeline("text-classification", model=str(trained), device=-1)
+    clf = Classifier.from_dir(trained, precision="fp32")
+    texts = [f"{r['title']}\n{r['text']}" for r in toy_rows]
+    ours = clf.logits([(r["title"], r["text"]) for r in toy_rows]).argmax(1)
+    theirs = [clf.labels.index(p["label"]) for p in pipe(texts, truncation=True, max_length=64)]
+    assert list(ours) == theirs
+
+
+def test_predict_contract(trained):
+    clf = load(trained)
+    one = predict("市消防救援支队开展火灾隐患排查\n消防员检查居民楼消防通道。", model=clf)
+    assert set(one) >= {"label", "score", "scores", "abstained"}
+    assert abs(sum(one["scores"].values()) - 1) < 1e-4
+    assert one["score"] == max(one["scores"].values()) or one["abstained"]
+    many = predict(["博物馆举办文物展\n展出青铜器。", {"title": "安全检查", "text": "排查隐患"}], model=clf, top_k=2)
+    assert isinstance(many, list) and len(many) == 2 and len(many[0]["top_k"]) == 2
+    # same order: predicting one at a time gives the same answers
+    assert [predict(x, model=clf)["label"] for x in ["博物馆举办文物展\n展出青铜器。"]] == [many[0]["label"]]
+
+
+def test_predict_abstains_below_threshold(trained):
+    res = predict("博物馆举办文物展\n展出青铜器。", model=trained, threshold=1.01)
+    assert res["abstained"] and res["label"] == "other"
+
+
+def test_explain_returns_weighted_words(trained):
+    res = predict("市应急管理局开展安全生产隐患排查\n检查组排查危险化学品隐患。", model=trained, explain=True)
+    assert isinstance(res["keywords"], list)
+    assert all(k["weight"] > 0 and isinstance(k["word"], str) for k in res["keywords"])
+
+
+@pytest.mark.parametrize(
+    "item,err,match",
+    [
+        ("   ", ValueError, "empty or whitespace"),
+        (42, TypeError, "expected an article as a str .* found int"),
+        ({"title": "x"} | {"body": "y"}, None, None),
+        ({"body": "y"}, ValueError, "needs a 'text'"),
+    ],
+)
+def test_bad_items(trained, item, err, match):
+    if err is None:
+        predict(item, model=trained)
+        return
+    with pytest.raises(err, match=match):
+        predict(item, model=trained)
+
+
+def test_mixed_list_names_the_index(trained):
+    with pytest.raises(ValueError, match="item 2: the article text is empty"):
+        predict(["标题\n正文", "另一篇\n正文", ""], model=trained)
+
+
+def test_million_characters_and_non_chinese(trained):
+    res = predict("标题\n" + "安全生产" * 250_000, model=trained)
+    assert res["label"] in load(trained).labels
+    res = predict("The city council met on Monday to discuss the budget.", model=trained)
+    assert 0 < res["score"] <= 1
+
+
+def test_threads_share_one_model(trained):
+    clf = load(trained)
+    assert load(trained) is clf
+    out: list = []
+    threads = [threading.Thread(target=lambda: out.append(predict("博物馆举办文物展\n展出青铜器。", model=trained)["label"]))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(out)) == 1 and len(out) == 4
+
+
+def test_default_model_from_env(trained, monkeypatch):
+    monkeypatch.setenv("NEWSCLF_MODEL", str(trained))
+    assert predict("博物馆举办文物展\n展出青铜器。")["label"] in load(trained).labels
+
+
+def test_missing_model_and_missing_metadata(tmp_path, trained):
+    with pytest.raises(FileNotFoundError, match="no model folder at .*train one with"):
+        Classifier.from_dir(tmp_path / "nothing")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "config.json").write_text((trained / "config.json").read_text())
+    with pytest.raises(ValueError, match="has no newsclf.json: it is not a newsclf model folder"):
+        Classifier.from_dir(plain)
+
+
+def test_label_outside_label_set_is_rejected(tmp_path, toy_dataset_dir, tiny_backbone):
+    cfg = tiny_config(tmp_path, toy_dataset_dir, labels=["governance", "party_building", "safety", "culture"])
+    with pytest.raises(ValueError, match=r"labels \['other'\] that are not in the label set"):
+        train(cfg)
+
+
+def test_empty_training_split(tmp_path, toy_rows, tiny_backbone):
+    data = tmp_path / "two.jsonl"
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in toy_rows[:2]), encoding="utf-8")
+    cfg = load_config("tiny", {"data": [str(data)], "output_dir": str(tmp_path), "split_by": "date",
+                               "validation_fraction": 0.45, "test_fraction": 0.4})
+    with pytest.raises(ValueError, match="the training split is empty"):
+        train(cfg)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_run_dir(tmp_path, toy_dataset_dir):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(OSError, match="cannot write to the run folder"):
+        train(tiny_config(ro, toy_dataset_dir))
+
+
+def test_unwritable_run_dir_as_file(tmp_path, toy_dataset_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match="cannot write to the run folder"):
+        train(tiny_config(blocker, toy_dataset_dir))
+
+
+def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path, toy_dataset_dir, tiny_backbone):
+    cfg = tiny_config(tmp_path, toy_dataset_dir, max_steps=100_000, eval_steps=100_000)
+    ckpts = tmp_path / "tiny" / "checkpoints"
+
+    def interrupt() -> None:
+        time.sleep(2.0)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(TrainingInterrupted, match="--resume"):
+        train(cfg)
+    saved = sorted(ckpts.glob("checkpoint-*"))
+    assert saved, "a checkpoint must be written on Ctrl-C"
+    assert not (tmp_path / "tiny" / "model").exists()
+    step = int(saved[-1].name.split("-")[1])
+    resumed = train(tiny_config(tmp_path, toy_dataset_dir, max_steps=step + 2, eval_steps=100_000), resume=True)
+    state = json.loads((resumed / "log_history.json").read_text())
+    assert state[-1]["step"] == step + 2
+
+
+def test_resume_without_checkpoint(tmp_path, toy_dataset_dir):
+    with pytest.raises(FileNotFoundError, match="no checkpoint in"):
+        train(tiny_config(tmp_path, toy_dataset_dir), resume=True)
