@@ -205,3 +205,89 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path, toy_dataset_dir, tiny_ba
 def test_resume_without_checkpoint(tmp_path, toy_dataset_dir):
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
         train(tiny_config(tmp_path, toy_dataset_dir), resume=True)
+
+
+@pytest.fixture()
+def toy_jsonl(tmp_path, toy_rows):
+    path = tmp_path / "toy.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in toy_rows), encoding="utf-8")
+    return path
+
+
+def test_evaluate_writes_report_with_baseline(trained, toy_jsonl, tmp_path):
+    from newsclf.evaluation import evaluate_model
+
+    out = tmp_path / "eval"
+    m = evaluate_model(trained, toy_jsonl, out_dir=out)
+    assert m["articles"] == 20
+    assert 0 <= m["model_metrics"]["macro_f1"] <= 1 and 0 <= m["baseline_metrics"]["macro_f1"] <= 1
+    assert m["gap_macro_f1_points"] == pytest.approx(
+        100 * (m["model_metrics"]["macro_f1"] - m["baseline_metrics"]["macro_f1"]), abs=0.01
+    )
+    for name in ["eval.json", "report.md", "confusion_matrix.png", "confusion_matrix.txt", "reliability.png", "errors.json"]:
+        assert (out / name).exists(), name
+    assert "baseline" in (out / "report.md").read_text(encoding="utf-8").lower()
+
+
+def test_evaluate_rejects_unlabelled_and_unknown_labels(trained, tmp_path, toy_rows):
+    from newsclf.evaluation import evaluate_model
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**toy_rows[0], "label": "sports"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"labels \['sports'\] in .* are not among the model's labels"):
+        evaluate_model(trained, bad, out_dir=tmp_path / "e")
+    unl = tmp_path / "unl.jsonl"
+    unl.write_text(json.dumps({"id": "a", "title": "标题", "text": "正文内容"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="have no 'label'; evaluation needs labelled articles"):
+        evaluate_model(trained, unl, out_dir=tmp_path / "e")
+
+
+def test_cli_predict_jsonl_and_resume(trained, toy_jsonl, tmp_path, capsys):
+    from newsclf.cli import main
+
+    out = tmp_path / "tags.jsonl"
+    assert main(["predict", str(toy_jsonl), "--model", str(trained), "--out", str(out), "--quiet"]) == 0
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in rows] == [f"toy-{i:02d}" for i in range(20)]
+    assert all(set(r) >= {"id", "label", "score"} for r in rows)
+    # Resume: a partial file holding the first 5 lines (and half a sixth) is completed, not redone.
+    partial = tmp_path / "tags2.jsonl.partial"
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    partial.write_text("".join(lines[:5]) + lines[5][:10], encoding="utf-8")
+    assert main(["predict", str(toy_jsonl), "--model", str(trained), "--out", str(tmp_path / "tags2.jsonl"),
+                 "--resume", "--quiet"]) == 0
+    assert (tmp_path / "tags2.jsonl").read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+    assert not partial.exists()
+
+
+def test_cli_predict_keeps_bad_lines_as_errors(trained, tmp_path):
+    from newsclf.tagging import tag_file
+
+    src = tmp_path / "mixed.jsonl"
+    src.write_text('{"id": "a", "title": "博物馆", "text": "文物展"}\nnot json\n{"id": "c", "text": "  "}\n', encoding="utf-8")
+    out = tmp_path / "o.jsonl"
+    assert tag_file([str(src)], str(out), model=trained, progress=False) == 3
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert "label" in rows[0] and "not valid JSON" in rows[1]["error"] and "empty" in rows[2]["error"]
+
+
+def test_cli_split_and_unknown_model(tmp_path, capsys):
+    from newsclf.cli import main
+
+    page = tmp_path / "page.md"
+    page.write_text("## 市博物馆新馆开放\n\n本报讯 市博物馆新馆今天正式开放，展出文物三百余件。\n\n## 全市启动防汛演练\n\n本报讯 今天全市开展防汛应急演练。\n",
+                    encoding="utf-8")
+    assert main(["split", str(page)]) == 0
+    arts = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [a["title"] for a in arts] == ["市博物馆新馆开放", "全市启动防汛演练"]
+    assert main(["predict", str(page), "--model", str(tmp_path / "none")]) == 2
+    assert "no model folder" in capsys.readouterr().err
+
+
+def test_tag_dataset_with_two_processes(trained, toy_rows):
+    from newsclf.tagging import tag_dataset
+
+    ds = Dataset.from_list(toy_rows[:6])
+    tagged = tag_dataset(ds, trained, num_proc=2, batch_size=2)
+    single = predict([{"title": r["title"], "text": r["text"]} for r in toy_rows[:6]], model=trained)
+    assert tagged["predicted"] == [r["label"] for r in single]
