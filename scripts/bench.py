@@ -11,7 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# Replace the scripts/ folder on the path with the repo root: scripts/evaluate.py would otherwise
+# shadow the `evaluate` package, and the repo root lets a checkout run without installing.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 
 def main() -> int:

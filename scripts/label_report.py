@@ -15,7 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Replace the scripts/ folder on the path with the repo root: scripts/evaluate.py would otherwise
+# shadow the `evaluate` package, and the repo root lets a checkout run without installing.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from newsclf.config import load_config, parse_value  # noqa: E402
 from newsclf.data.labeling import (  # noqa: E402

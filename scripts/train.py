@@ -4,7 +4,9 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+# Replace the scripts/ folder on the path with the repo root: scripts/evaluate.py would otherwise
+# shadow the `evaluate` package, and the repo root lets a checkout run without installing.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from newsclf.cli import main  # noqa: E402
 
