@@ -155,7 +155,7 @@ def bench_predict(
         clf = Classifier.from_dir(model, precision=precision)
         clf.predict(items[:16])
         t = time.perf_counter()
-        labels = [r["label"] for r in clf.predict(items, batch_size=32)]
+        labels = [r["label"] for r in clf.predict(items, batch_size=16)]
         rate = len(items) / (time.perf_counter() - t)
         lat = []
         for it in items[:single]:
@@ -170,10 +170,31 @@ def bench_predict(
             "single_p95_ms": round(float(np.percentile(lat, 95)), 1),
         }
         if golds:
-            probs = clf.probabilities(golds[0], batch_size=32)
+            probs = clf.probabilities(golds[0], batch_size=16)
             entry["gold_macro_f1"] = round(compute_metrics(golds[1], [clf.labels[i] for i in probs.argmax(1)], clf.labels)["macro_f1"], 4)
         out[f"newsclf_{precision}"] = entry
         del clf
         torch.set_num_threads(torch.get_num_threads())
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb_this_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb_predict_alone"] = _predict_rss(model, items)
     return out
+
+
+def _predict_rss(model: str | Path, items: list[dict[str, str]]) -> float:
+    """Peak RSS of a fresh process that only loads the model (default precision) and tags ``items``."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
+        json.dump(items, f, ensure_ascii=False)
+    code = (
+        "import json, resource, sys; import newsclf; "
+        f"items = json.load(open({f.name!r}, encoding='utf-8')); "
+        f"newsclf.predict(items, model={str(model)!r}); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    Path(f.name).unlink()
+    return round(int(res.stdout.split()[-1]) / 1024, 1)
