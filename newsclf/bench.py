@@ -190,10 +190,11 @@ def _predict_rss(model: str | Path, items: list[dict[str, str]]) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
         json.dump(items, f, ensure_ascii=False)
     code = (
-        "import json, resource, sys; import newsclf; "
+        "import json; import newsclf; "
         f"items = json.load(open({f.name!r}, encoding='utf-8')); "
         f"newsclf.predict(items, model={str(model)!r}); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec.
+        "print([int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')][0])"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     Path(f.name).unlink()
