@@ -15,11 +15,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# predict, load and Classifier are bound eagerly (newsclf.predict imports no torch at module level): the
+# submodule shares the function's name, and importing the submodule later would otherwise leave
+# `newsclf.predict` pointing at the module instead of the function.
+from newsclf.predict import Classifier, load, predict  # noqa: E402, F401  (exported through __all__)
+
 _EXPORTS = {
     "predict": "newsclf.predict",
     "load": "newsclf.predict",
     "Classifier": "newsclf.predict",
-    "train": "newsclf.train",
     "evaluate_model": "newsclf.evaluation",
     "split_page": "newsclf.data.pages",
     "Article": "newsclf.data.pages",
@@ -34,7 +38,7 @@ __all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
+    if name in _EXPORTS:  # the rest load on first use
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value

@@ -49,3 +49,12 @@ def test_broken_yaml(tmp_path):
     f.write_text("name: [unclosed\n", encoding="utf-8")
     with pytest.raises(ValueError, match="is not valid YAML"):
         load_config(f)
+
+
+def test_public_predict_is_the_function_even_after_importing_the_submodule():
+    import subprocess
+    import sys
+
+    code = "import newsclf.predict, newsclf; from newsclf import predict; print(callable(predict), newsclf.__all__[0])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "predict"]
