@@ -163,11 +163,9 @@ def reliability_diagram(
     bottom.set_xlim(0, 1)
     bottom.set_xlabel("confidence (top probability)")
     bottom.set_ylabel("count")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    from newsclf.report import save_figure
+
+    return save_figure(fig, path)
 
 
 def choose_abstain_threshold(

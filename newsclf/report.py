@@ -88,6 +88,11 @@ def plot_confusion_matrix(
     ax.set_title(title)
     ax.set_ylabel("true label")
     ax.set_xlabel("predicted label")
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out and write a matplotlib figure as PNG, creating the folder; returns the path."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
