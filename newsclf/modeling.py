@@ -86,3 +86,52 @@ def freeze_mean_pool_layer(model: BertForSequenceClassification) -> None:
     if getattr(model.config, MEAN_POOL_FLAG, False):
         for p in model.bert.encoder.layer[-1].parameters():
             p.requires_grad_(False)
+
+
+def has_mean_pool_layer(model: BertForSequenceClassification) -> bool:
+    """Whether the model's last layer is the (intact) mean-pooling layer built by ``build_model``."""
+    if not getattr(model.config, MEAN_POOL_FLAG, False):
+        return False
+    att = model.bert.encoder.layer[-1].attention.self
+    return all(not torch.any(p.detach() != 0) for p in (att.query.weight, att.query.bias, att.key.weight, att.key.bias))
+
+
+class MeanPoolShortcut(torch.nn.Module):
+    """Inference-only forward of a mean-pool model that skips the pooling layer's work on every token.
+
+    The stock forward runs the pooling layer like any other: attention, feed-forward and LayerNorms over
+    all positions, although only [CLS] is read afterwards (about one thirteenth of e5-small's compute).
+    With zero query/key weights attention is uniform over the unmasked tokens, so the layer's output at
+    [CLS] equals running its value projection on the masked mean of the hidden states and its remaining
+    sublayers on that one vector: the same modules and weights, exact up to float rounding (tested).
+    Shares parameters with ``model``; nothing is copied. Check ``has_mean_pool_layer(model)`` first (before
+    any quantisation, which hides the weights behind packed parameters).
+    """
+
+    def __init__(self, model: BertForSequenceClassification):
+        super().__init__()
+        import copy
+
+        from transformers import BertModel
+
+        bert = model.bert
+        config = copy.deepcopy(model.config)
+        config.num_hidden_layers -= 1
+        # Built on the meta device so no weights are allocated; the real modules are then attached.
+        with torch.device("meta"):
+            self.trunk = BertModel(config, add_pooling_layer=False)
+        self.trunk.embeddings = bert.embeddings
+        self.trunk.encoder.layer = torch.nn.ModuleList(list(bert.encoder.layer)[:-1])
+        self.pool_layer = bert.encoder.layer[-1]
+        self.pooler = bert.pooler
+        self.classifier = model.classifier
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits, shape (batch, labels)."""
+        hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+        layer = self.pool_layer
+        x = layer.attention.output(layer.attention.self.value(mean), hidden[:, 0])
+        x = layer.output(layer.intermediate(x), x)
+        return self.classifier(self.pooler(x.unsqueeze(1)))
