@@ -69,14 +69,24 @@ class Classifier:
             precision = "bf16" if cpu_has_bf16() else "fp32"
         import torch
 
+        from newsclf.modeling import MeanPoolShortcut, has_mean_pool_layer
+
+        shortcut = has_mean_pool_layer(model)
         if precision == "bf16":
             # Weights stored in bf16 (not autocast): no per-call casts, half the memory traffic. Measured on
             # our reference model: same labels as fp32 on the dev set (scripts/bench.py predict).
             model = model.to(dtype=torch.bfloat16)
+            if hasattr(model, "set_attn_implementation"):
+                from newsclf import cpu_attention
+
+                # bf16 only: measured faster than the fused SDPA kernel there (see newsclf/cpu_attention.py).
+                model.set_attn_implementation(cpu_attention.register())
         if precision == "int8":
             model = torch.ao.quantization.quantize_dynamic(model.float(), {torch.nn.Linear}, dtype=torch.qint8)
         self.precision = precision
         self.model = model.eval()
+        # Same logits as the stock forward, ~8% less compute; other heads run the stock forward.
+        self._forward = MeanPoolShortcut(model).eval() if shortcut else None
         self.tokenizer = tokenizer
         self.meta = meta
         self.path = path
@@ -149,7 +159,10 @@ class Classifier:
                 for j, r in enumerate(idx):
                     ids[j, : len(rows[r])] = torch.tensor(rows[r])
                     mask[j, : len(rows[r])] = 1
-                logits = self.model(input_ids=ids, attention_mask=mask).logits
+                if self._forward is not None:
+                    logits = self._forward(ids, mask)
+                else:
+                    logits = self.model(input_ids=ids, attention_mask=mask).logits
                 out[idx] = logits.float().numpy()
         return pool_chunk_logits(out, owners, len(articles)) if articles else np.zeros((0, len(self.labels)))
 
