@@ -10,6 +10,7 @@ import platform
 import resource
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +118,12 @@ def bench_train(
 
 def bench_predict(
     model: str | Path, *, data: list[str] | None = None, n_articles: int = 128, single: int = 30,
-    gold: str | None = None,
+    gold: str | None = None, repeats: int = 3,
 ) -> dict[str, Any]:
     """Inference: ``newsclf.predict`` (each precision) vs ``transformers.pipeline`` on the same saved model.
 
-    Reports batch articles/s, single-article p50/p95 latency, label agreement with the pipeline, and (with
+    Each batch pass runs ``repeats`` times and the best rate counts, for the pipeline and newsclf alike: on
+    shared machines a neighbour's burst can only slow a pass down. Reports batch articles/s, single-article p50/p95 latency, label agreement with the pipeline, and (with
     ``gold``) macro-F1 of each path on those labelled articles, plus the process's peak RSS.
     """
     import torch
@@ -141,10 +143,9 @@ def bench_predict(
     pipe = pipeline("text-classification", model=str(model), device=-1)
     kwargs = {"batch_size": 16, "truncation": True, "max_length": 256}
     pipe(texts[:16], **kwargs)  # warm-up
-    t = time.perf_counter()
-    pipe_labels = [r["label"] for r in pipe(texts, **kwargs)]
-    pipe_rate = len(texts) / (time.perf_counter() - t)
-    out["pipeline_fp32_batch16"] = {"articles_per_s": round(pipe_rate, 2)}
+    pipe_rate, pipe_out = _best_rate(partial(pipe, texts, **kwargs), len(texts), repeats)
+    pipe_labels = [r["label"] for r in pipe_out]
+    out["pipeline_fp32_batch16"] = {"articles_per_s": round(pipe_rate, 2), "repeats": repeats}
     del pipe
 
     golds = None
@@ -154,9 +155,8 @@ def bench_predict(
     for precision in ("fp32", "bf16", "int8"):
         clf = Classifier.from_dir(model, precision=precision)
         clf.predict(items[:16])
-        t = time.perf_counter()
-        labels = [r["label"] for r in clf.predict(items, batch_size=16)]
-        rate = len(items) / (time.perf_counter() - t)
+        rate, results = _best_rate(partial(clf.predict, items, batch_size=16), len(items), repeats)
+        labels = [r["label"] for r in results]
         lat = []
         for it in items[:single]:
             t = time.perf_counter()
@@ -178,6 +178,16 @@ def bench_predict(
     out["peak_rss_mb_this_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     out["peak_rss_mb_predict_alone"] = _predict_rss(model, items)
     return out
+
+
+def _best_rate(run: Any, n: int, repeats: int) -> tuple[float, Any]:
+    """Best articles/s of ``repeats`` calls of ``run`` (which handles ``n`` articles) and its last output."""
+    best, result = 0.0, None
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        result = run()
+        best = max(best, n / (time.perf_counter() - t))
+    return best, result
 
 
 def _predict_rss(model: str | Path, items: list[dict[str, str]]) -> float:
