@@ -291,3 +291,16 @@ def test_tag_dataset_with_two_processes(trained, toy_rows):
     tagged = tag_dataset(ds, trained, num_proc=2, batch_size=2)
     single = predict([{"title": r["title"], "text": r["text"]} for r in toy_rows[:6]], model=trained)
     assert tagged["predicted"] == [r["label"] for r in single]
+
+
+def test_bench_predict_compares_with_the_pipeline(trained):
+    from newsclf.bench import bench_predict
+
+    out = bench_predict(trained, n_articles=12, single=2, repeats=1)
+    assert out["articles"] == 12 and out["pipeline_fp32_batch16"]["articles_per_s"] > 0
+    for precision in ("fp32", "bf16", "int8"):
+        entry = out[f"newsclf_{precision}"]
+        assert entry["articles_per_s"] > 0 and entry["single_p95_ms"] >= entry["single_p50_ms"] > 0
+    # The fp32 path is the pipeline's computation with a different batching: the labels must not move.
+    assert out["newsclf_fp32"]["agreement_with_pipeline"] == 1.0
+    assert out["peak_rss_mb_predict_alone"] > 0
