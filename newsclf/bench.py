@@ -124,8 +124,9 @@ def bench_predict(
     """Inference: ``newsclf.predict`` (each precision) vs ``transformers.pipeline`` on the same saved model.
 
     Each batch pass runs ``repeats`` times and the best rate counts, for the pipeline and newsclf alike: on
-    shared machines a neighbour's burst can only slow a pass down. Reports batch articles/s, single-article p50/p95 latency, label agreement with the pipeline, and (with
-    ``gold``) macro-F1 of each path on those labelled articles, plus the process's peak RSS.
+    shared machines a neighbour's burst can only slow a pass down. Reports batch articles/s, single-article
+    p50/p95 latency, label agreement with the pipeline, and (with ``gold``) macro-F1 of each path on those
+    labelled articles, plus the process's peak RSS.
     """
     import torch
     from transformers import pipeline
