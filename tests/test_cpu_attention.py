@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer
 
 from newsclf import cpu_attention
+from newsclf.config import DEFAULT_LABELS as LABELS
 from newsclf.modeling import build_model
-
-LABELS = ["governance", "party_building", "safety", "culture", "other"]
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])

@@ -6,10 +6,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from newsclf.config import DEFAULT_LABELS as LABELS
 from newsclf.modeling import MeanPoolShortcut, build_model, has_mean_pool_layer
 from newsclf.predict import Classifier
-
-LABELS = ["governance", "party_building", "safety", "culture", "other"]
 
 
 def _batch(backbone, rows):
