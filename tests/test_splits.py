@@ -50,3 +50,21 @@ def test_stratified_split_is_seeded_and_groups_stay_together():
 def test_date_split_without_dates_is_a_clear_error():
     with pytest.raises(ValueError, match="have no date; give every article a date, or set split_by: stratified"):
         split_groups(["a", "b"], np.arange(2), ["2024-01-01", ""], split_by="date")
+
+
+def test_cap_keeps_gold_then_rule_then_lexicon_rows():
+    from datasets import Dataset
+
+    from newsclf.data.splits import _cap_per_label
+
+    sources = ["lexicon"] * 6 + ["rule:roundup"] * 3 + ["gold"] * 2 + ["lexicon"] * 2
+    labels = ["other"] * 11 + ["culture"] * 2
+    ds = Dataset.from_dict({"label": labels, "label_source": sources, "id": [str(i) for i in range(13)]})
+    capped = _cap_per_label(ds, cap=4, seed=0)
+    kept = list(zip(capped["label"], capped["label_source"]))
+    other = sorted(s for lab, s in kept if lab == "other")
+    # 2 gold + 2 of the 3 rule rows fill the cap; no lexicon row gets in while better rows are left.
+    assert other == ["gold", "gold", "rule:roundup", "rule:roundup"]
+    assert [s for lab, s in kept if lab == "culture"] == ["lexicon", "lexicon"]
+    assert capped["id"] == sorted(capped["id"], key=int), "the cap keeps the original row order"
+    assert _cap_per_label(ds, cap=4, seed=0)["id"] == capped["id"], "seeded"
