@@ -7,10 +7,12 @@ On our 2-core AVX-512 BF16 machines, at e5-small's shapes (16 x 256 tokens): 384
 384->384 1.6 -> 1.25 ms, 1536->384 unchanged (``scripts/bench.py predict`` measures the end-to-end effect).
 
 The ops are PyTorch's own (``torch.ops.mkldnn``), not a new kernel; where they are missing (a torch build
-without oneDNN) ``pack_linears`` leaves the model as it is and says so by returning 0.
+without oneDNN, a CPU where oneDNN has no bf16) ``pack_linears`` leaves the model as it is and returns 0.
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 
@@ -18,13 +20,19 @@ import torch
 _FUSABLE = {"gelu": ("gelu", "none"), "relu": ("relu", "")}
 
 
+@functools.cache
 def packing_available() -> bool:
-    """Whether this torch build has the oneDNN linear ops ``pack_linears`` uses."""
-    ops = getattr(torch.ops, "mkldnn", None)
+    """Whether this torch build and CPU run the oneDNN bf16 linear ops ``pack_linears`` uses.
+
+    Probed once with a tiny layer rather than guessed from flags: oneDNN refuses bf16 primitives on CPUs
+    without AVX-512, and a private op may be missing from another torch build.
+    """
     try:
-        return bool(torch.backends.mkldnn.is_available()) and all(
-            hasattr(ops, name) for name in ("_reorder_linear_weight", "_linear_pointwise")
-        )
+        ops = torch.ops.mkldnn
+        weight = torch.ones(2, 4, dtype=torch.bfloat16)
+        packed = ops._reorder_linear_weight(weight, None)
+        out = ops._linear_pointwise(torch.ones(1, 4, dtype=torch.bfloat16), packed, None, "gelu", [], "none")
+        return tuple(out.shape) == (1, 2) and bool(torch.isfinite(out.float()).all())
     except (AttributeError, RuntimeError):
         return False
 

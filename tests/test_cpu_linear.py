@@ -14,7 +14,7 @@ from newsclf.modeling import build_model
 pytestmark = pytest.mark.skipif(not packing_available(), reason="this torch build has no oneDNN linear ops")
 
 
-@pytest.mark.parametrize("activation", [None, "gelu"])
+@pytest.mark.parametrize("activation", [None, "gelu", "relu"])
 @pytest.mark.parametrize("rows", [1, 37])
 def test_packed_linear_matches_linear(activation, rows):
     torch.manual_seed(0)
@@ -22,7 +22,7 @@ def test_packed_linear_matches_linear(activation, rows):
     x = torch.randn(rows, 24, dtype=torch.bfloat16)
     with torch.inference_mode():
         want = lin(x).float()
-        want = F.gelu(want) if activation else want
+        want = {None: want, "gelu": F.gelu(want), "relu": F.relu(want)}[activation]
         got = PackedLinear(lin, activation)(x)
         got3d = PackedLinear(lin, activation)(x.unsqueeze(0))
     assert got.shape == (rows, 40) and got.dtype == torch.bfloat16
