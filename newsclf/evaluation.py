@@ -61,7 +61,7 @@ def evaluate_model(
     """
     from newsclf.calibration import expected_calibration_error, reliability_diagram
     from newsclf.data.loaders import load_articles
-    from newsclf.metrics import compute_metrics
+    from newsclf.metrics import compute_metrics, macro_f1_gap_interval
     from newsclf.predict import Classifier
     from newsclf.report import confusion_matrix_text, plot_confusion_matrix, write_json, write_markdown_report
 
@@ -110,6 +110,9 @@ def evaluate_model(
         metrics["baseline_metrics"] = baseline_metrics
         metrics["baseline_train_articles"] = len(train)
         metrics["gap_macro_f1_points"] = round(100 * (metrics["model_metrics"]["macro_f1"] - baseline_metrics["macro_f1"]), 2)
+        # A few hundred articles leave the gap uncertain by points; the interval says how many.
+        low, high = macro_f1_gap_interval(refs, preds, base_preds, labels)
+        metrics["gap_macro_f1_interval_points"] = {"confidence": 0.95, "low": round(low, 2), "high": round(high, 2)}
 
     out = Path(out_dir) if out_dir else Path(model).parent / f"eval-{Path(str(data_list[0])).name.split('.')[0]}"
     out.mkdir(parents=True, exist_ok=True)
@@ -137,8 +140,19 @@ def evaluate_model(
         confusion_text=confusion,
         errors=errors[:MAX_ERRORS_LISTED],
         extra={"ECE": round(metrics["ece"], 4), "abstain threshold": clf.abstain_threshold,
-               "coverage at threshold": round(metrics["abstain"]["coverage"], 3), "articles": len(articles)},
+               "coverage at threshold": round(metrics["abstain"]["coverage"], 3), "articles": len(articles),
+               **_interval_line(metrics)},
         images={"confusion matrix": "confusion_matrix.png", "reliability": "reliability.png"},
     )
     metrics["out_dir"] = str(out)
     return metrics
+
+
+def _interval_line(metrics: dict[str, Any]) -> dict[str, str]:
+    ci = metrics.get("gap_macro_f1_interval_points")
+    if not ci:
+        return {}
+    return {
+        "macro-F1 gap, 95% paired bootstrap interval": f"{ci['low']:+.1f} to {ci['high']:+.1f} points "
+        f"(measured {metrics['gap_macro_f1_points']:+.1f}; 1,000 resamples of these articles)"
+    }

@@ -134,3 +134,27 @@ def test_evaluate_load_works_offline_in_a_fresh_process(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_gap_interval_is_zero_for_identical_predictions_and_brackets_the_gap():
+    from newsclf.metrics import macro_f1_gap_interval
+
+    labels = ["a", "b", "c"]
+    refs = ["a", "b", "c", "a", "b", "c", "a", "b", "c", "a"] * 4
+    same = list(refs)
+    same[0] = "b"
+    assert macro_f1_gap_interval(refs, same, same, labels) == (0.0, 0.0)
+    worse = list(same)
+    for i in range(1, 40, 4):
+        worse[i] = "c" if worse[i] != "c" else "a"
+    low, high = macro_f1_gap_interval(refs, same, worse, labels, seed=1)
+    gap = 100 * (f1_score(refs, same, average="macro") - f1_score(refs, worse, average="macro"))
+    assert 0 < low < gap < high
+    assert macro_f1_gap_interval(refs, same, worse, labels, seed=1) == (low, high)  # seeded
+
+
+def test_gap_interval_rejects_mismatched_lengths():
+    from newsclf.metrics import macro_f1_gap_interval
+
+    with pytest.raises(ValueError, match="same length; found 3, 3 and 2"):
+        macro_f1_gap_interval(["a", "b", "a"], ["a", "b", "a"], ["a", "b"], ["a", "b"])

@@ -226,7 +226,11 @@ def test_evaluate_writes_report_with_baseline(trained, toy_jsonl, tmp_path):
     )
     for name in ["eval.json", "report.md", "confusion_matrix.png", "confusion_matrix.txt", "reliability.png", "errors.json"]:
         assert (out / name).exists(), name
-    assert "baseline" in (out / "report.md").read_text(encoding="utf-8").lower()
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "baseline" in report.lower()
+    ci = m["gap_macro_f1_interval_points"]
+    assert ci["confidence"] == 0.95 and ci["low"] <= ci["high"]
+    assert "paired bootstrap interval" in report and f"{ci['low']:+.1f} to {ci['high']:+.1f} points" in report
 
 
 def test_evaluate_rejects_unlabelled_and_unknown_labels(trained, tmp_path, toy_rows):
