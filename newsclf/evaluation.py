@@ -111,8 +111,11 @@ def evaluate_model(
         metrics["baseline_train_articles"] = len(train)
         metrics["gap_macro_f1_points"] = round(100 * (metrics["model_metrics"]["macro_f1"] - baseline_metrics["macro_f1"]), 2)
         # A few hundred articles leave the gap uncertain by points; the interval says how many.
-        low, high = macro_f1_gap_interval(refs, preds, base_preds, labels)
-        metrics["gap_macro_f1_interval_points"] = {"confidence": 0.95, "low": round(low, 2), "high": round(high, 2)}
+        ci = {"confidence": 0.95, "resamples": 1000}
+        low, high = macro_f1_gap_interval(
+            refs, preds, base_preds, labels, confidence=ci["confidence"], n_resamples=ci["resamples"]
+        )
+        metrics["gap_macro_f1_interval_points"] = {**ci, "low": round(low, 2), "high": round(high, 2)}
 
     out = Path(out_dir) if out_dir else Path(model).parent / f"eval-{Path(str(data_list[0])).name.split('.')[0]}"
     out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +156,6 @@ def _interval_line(metrics: dict[str, Any]) -> dict[str, str]:
     if not ci:
         return {}
     return {
-        "macro-F1 gap, 95% paired bootstrap interval": f"{ci['low']:+.1f} to {ci['high']:+.1f} points "
-        f"(measured {metrics['gap_macro_f1_points']:+.1f}; 1,000 resamples of these articles)"
+        f"macro-F1 gap, {ci['confidence']:.0%} paired bootstrap interval": f"{ci['low']:+.1f} to {ci['high']:+.1f} "
+        f"points (measured {metrics['gap_macro_f1_points']:+.1f}; {ci['resamples']:,} resamples of these articles)"
     }
