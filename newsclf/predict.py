@@ -104,7 +104,7 @@ class Classifier:
         """Load a model folder written by ``python scripts/train.py``.
 
         ``precision``: ``fp32``; ``bf16`` (bf16 weights, packed oneDNN linears and blocked CPU attention:
-        ~4x faster than fp32 on CPUs with AVX-512 BF16, predictions within a measured tolerance, see
+        3.4-3.9x our fp32 path on CPUs with AVX-512 BF16, predictions within a measured tolerance, see
         ``scripts/bench.py predict``);
         ``int8`` (dynamic quantisation of the linear layers); ``auto`` = bf16 where the CPU supports it, else
         fp32.
