@@ -3,7 +3,8 @@
 Each variant gets the same simple classifier (masked mean pooling + one linear layer), the same
 self-written Chinese articles padded/truncated to ``max_length`` tokens, one warm-up batch, then a few
 timed batches of: forward + backward + AdamW step (fine-tune) and forward only under ``inference_mode``
-(inference). Run ``python -m newsclf.bench_backbone --out bench.json`` to print and save the JSON.
+(inference). Run ``python -m benchmarks.bench_backbone --out bench.json`` from the repo root to print
+and save the JSON (or ``python scripts/bench.py backbone``).
 """
 
 from __future__ import annotations

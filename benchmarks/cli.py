@@ -1,0 +1,73 @@
+"""Benchmarks of newsclf against plain Hugging Face, written as JSON.
+
+`backbone` (full vs restricted vocabulary), `train` (newsclf vs plain HF Trainer fine-tuning), `predict`
+(newsclf.predict vs transformers.pipeline). Example:
+
+    python scripts/bench.py train --out bench/train.json
+    python scripts/bench.py predict --model runs/default/model --gold ../shared/gold/dev.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+WHAT = ("backbone", "train", "predict")
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The benchmark command line's parser (``what`` plus ``--model --data --gold --n --out``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark arguments to ``parser`` (e.g. a ``bench`` subcommand's parser)."""
+    parser.add_argument("what", choices=WHAT)
+    parser.add_argument("--model", default="runs/default/model", help="saved model folder (predict)")
+    parser.add_argument("--data", nargs="*", help="articles to run on (default: the embedded corpus)")
+    parser.add_argument("--gold", help="labelled file: also report macro-F1 of each inference path (predict)")
+    parser.add_argument("--n", type=int, default=None, help="number of articles")
+    parser.add_argument("--out", help="JSON output (default: bench/<what>.json)")
+
+
+def run_benchmark(what: str, *, model: str = "runs/default/model", data: list[str] | None = None,
+                  gold: str | None = None, n: int | None = None) -> dict[str, Any]:
+    """Run one benchmark (``backbone``, ``train`` or ``predict``) and return its JSON-able result."""
+    size = {"n_articles": n} if n else {}
+    if what == "backbone":
+        from benchmarks.bench_backbone import bench_backbone
+
+        return bench_backbone(**size)
+    if what == "train":
+        from benchmarks.bench_train import bench_train
+
+        return bench_train(data=data, **size)
+    if what == "predict":
+        from benchmarks.bench_predict import bench_predict
+
+        return bench_predict(model, data=data, gold=gold, **size)
+    raise ValueError(f"unknown benchmark {what!r}; expected one of {', '.join(WHAT)}")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run the benchmark parsed into ``args``, write its JSON (default ``bench/<what>.json``), print it."""
+    result = run_benchmark(args.what, model=args.model, data=args.data, gold=args.gold, n=args.n)
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    out = Path(args.out or f"bench/{args.what}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point: ``main(["predict", "--model", "runs/default/model"])``; returns 0."""
+    return run_from_args(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,43 @@
+"""Shared pieces of the benchmarks: machine description, the articles to run on, best-of-n timing.
+
+Speed is measured here and written to JSON, never asserted in tests: timings on shared 2-core machines
+vary too much for a pass/fail line, but a ratio taken in one run on the same articles is meaningful.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+
+def machine() -> dict[str, Any]:
+    """Python and torch versions, torch threads and CPU capability, for the JSON's ``machine`` field."""
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def articles(data: list[str] | None, n: int) -> list[dict[str, str]]:
+    """``n`` articles (title, text, label) from ``data`` (default: the embedded corpus), cycled as needed."""
+    from newsclf.data.loaders import load_articles
+
+    ds = load_articles(data or ["embedded"])
+    rows = [{"title": t, "text": x, "label": lab} for t, x, lab in zip(ds["title"], ds["text"], ds["label"])]
+    reps = -(-n // len(rows))
+    return (rows * reps)[:n]
+
+
+def best_rate(run: Any, n: int, repeats: int) -> tuple[float, Any]:
+    """Best articles/s of ``repeats`` calls of ``run`` (which handles ``n`` articles) and its last output."""
+    best, result = 0.0, None
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        result = run()
+        best = max(best, n / (time.perf_counter() - t))
+    return best, result
