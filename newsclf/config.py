@@ -1,14 +1,19 @@
-"""One flat configuration for a newsclf run, loaded from YAML.
+"""One flat configuration for a newsclf run: the :class:`Config` dataclass is the one source of defaults.
 
-Every script reads the same dataclass, so a single config file describes a whole run: where the articles
-come from, how they are labelled and split, which backbone is fine-tuned and how. Unknown keys and bad
-values are errors that name the key, the value and what is allowed, because a typo that silently falls
-back to a default would make published numbers lie.
+Every command reads the same dataclass, so a single config file describes a whole run: where the articles
+come from, how they are labelled and split, which backbone is fine-tuned and how. Each field carries its
+meaning in ``metadata["help"]`` (``newsclf train --help`` lists them), and every value is checked in
+``Config.__post_init__``: unknown keys and bad values are errors that name the key, the value and what is
+allowed, because a typo that silently fell back to a default would make published numbers lie.
+
+The shipped configs (``newsclf/configs/*.yaml``: ``default``, ``tiny``, ``reference``) hold only what their
+run changes from these defaults, with the reason next to each value.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,73 +23,116 @@ from typing import Any, Literal
 import yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent
-CONFIG_DIR = REPO_DIR / "configs"
+CONFIG_DIR = PACKAGE_DIR / "configs"
+# In a source checkout the repo root holds gold/ and sits beside ../shared; an installed package has none.
+REPO_DIR = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").exists() else None
 DEFAULT_LABELS = ["governance", "party_building", "safety", "culture", "other"]
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A dataclass field whose meaning travels with it (as in transformers' TrainingArguments)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
 
 
 @dataclass
 class Config:
-    """All settings of a run; see the commented files in ``configs/`` for what each one means."""
+    """All settings of a run. Build it with :func:`load_config` (YAML + overrides) or :func:`make_config`."""
 
     # --- run ---
-    name: str = "default"
-    output_dir: str = "runs"
-    seed: int = 42
+    name: str = _f("default", "run name; the run is written to <output_dir>/<name>/")
+    output_dir: str = _f("runs", "folder that holds run folders")
+    seed: int = _f(42, "seed for splits, head initialisation and the Trainer")
 
     # --- data: where the articles come from ---
-    data: list[str] = field(default_factory=lambda: ["embedded"])
-    field_map: dict[str, Any] = field(default_factory=dict)
-    on_bad_record: Literal["error", "skip"] = "error"
-    min_chars: int = 20
-    dataset_dir: str | None = None
+    data: list[str] = _f(["embedded"], "article files/folders (JSONL, JSON, CSV/TSV, Parquet, pages), "
+                         "'embedded' (shipped labelled corpus) or 'embedded-pages'")
+    field_map: dict[str, Any] = _f({}, "our column -> your field name(s), e.g. {text: [lead, body]}")
+    on_bad_record: Literal["error", "skip"] = _f("error", "a bad input record stops the run ('error') or is "
+                                                 "skipped and counted ('skip')")
+    min_chars: int = _f(20, "records with fewer characters of text are dropped and counted")
+    dataset_dir: str | None = _f(None, "a dataset saved by `newsclf build-dataset` to train on instead of "
+                                 "building one from data")
 
     # --- labelling ---
-    labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))
-    gold: list[str] = field(default_factory=list)
-    label_rules: str | None = None
-    use_weak_labels: bool = True
-    max_per_label: int | None = None
+    labels: list[str] = _f(list(DEFAULT_LABELS), "the sections, in order; the last is usually the catch-all")
+    gold: list[str] = _f([], "hand-label files (CSV/TSV of id,label or labelled JSONL), trusted over rules")
+    label_rules: str | None = _f(None, "YAML of metadata rules and lexicons (default: the shipped rules)")
+    use_weak_labels: bool = _f(True, "label unlabelled articles with the rules/lexicon labeller")
+    max_per_label: int | None = _f(None, "cap on training articles per label (hand labels kept first)")
 
     # --- splitting ---
-    split_by: Literal["auto", "date", "stratified"] = "auto"
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.1
-    dedup_threshold: float = 0.8
+    split_by: Literal["auto", "date", "stratified"] = _f("auto", "'date' puts the latest articles in test; "
+                                                         "'auto' = date when the data has dates")
+    validation_fraction: float = _f(0.15, "share of articles (by near-duplicate group) for validation")
+    test_fraction: float = _f(0.15, "share of articles (by near-duplicate group) for test")
+    dedup_threshold: float = _f(0.8, "cosine of character 4-gram TF-IDF above which articles share a group")
 
     # --- model ---
-    backbone: str = "e5-small"
-    vocab: Literal["full", "restricted"] = "restricted"
-    pooling: Literal["mean", "cls"] = "mean"
-    input_mode: Literal["head", "head_tail", "chunks"] = "head"
-    max_length: int = 256
-    max_chunks: int = 4
+    backbone: str = _f("e5-small", "encoder: e5-small, tiny, hf:/path/to/folder or hf:<cached hub name>")
+    vocab: Literal["full", "restricted"] = _f("restricted", "'restricted' keeps the CJK/ASCII vocabulary "
+                                              "pieces: half the parameters, same tokens on Chinese news")
+    pooling: Literal["mean", "cls"] = _f("mean", "sentence vector: masked mean (what e5 was trained with) or [CLS]")
+    input_mode: Literal["head", "head_tail", "chunks"] = _f("head", "which tokens of a long article the "
+                                                            "model reads (see newsclf/inputs.py)")
+    max_length: int = _f(256, "tokens per model input")
+    max_chunks: int = _f(4, "windows per article in chunks mode")
 
     # --- training ---
-    epochs: float = 4.0
-    max_steps: int = -1
-    learning_rate: float = 5e-5
-    head_learning_rate: float = 1e-3
-    batch_size: int = 16
-    eval_batch_size: int = 32
-    gradient_accumulation_steps: int = 1
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    class_weights: bool = True
-    early_stopping_patience: int = 2
-    eval_steps: int | None = None
-    bf16: bool = True
-    freeze_embeddings: bool = False
-    num_threads: int | None = None
+    epochs: float = _f(8.0, "training epochs (early stopping may end sooner)")
+    max_steps: int = _f(-1, "stop after this many optimizer steps (-1: use epochs)")
+    learning_rate: float = _f(8e-5, "peak learning rate of the encoder")
+    head_learning_rate: float = _f(2e-3, "learning rate of the freshly initialised classification head")
+    batch_size: int = _f(16, "training articles per step")
+    eval_batch_size: int = _f(32, "inputs per evaluation batch")
+    gradient_accumulation_steps: int = _f(1, "steps whose gradients are summed before an update")
+    weight_decay: float = _f(0.01, "AdamW weight decay of the encoder")
+    warmup_ratio: float = _f(0.06, "share of steps with a linearly rising learning rate")
+    class_weights: bool = _f(True, "weight the loss by inverse label frequency")
+    early_stopping_patience: int = _f(3, "evaluations without a better validation macro-F1 before stopping "
+                                      "(0: never stop early)")
+    eval_steps: int | None = _f(None, "evaluate and checkpoint every N steps (null: every epoch)")
+    bf16: bool = _f(True, "bf16 autocast (fast on CPUs with AVX-512 BF16/AMX and on GPUs)")
+    freeze_embeddings: bool = _f(False, "keep the word embeddings fixed")
+    num_threads: int | None = _f(None, "torch threads (null: torch's default)")
 
     # --- prediction ---
-    abstain_threshold: float | None = None
+    abstain_threshold: float | None = _f(None, "fixed abstain threshold (null: chosen on validation for a "
+                                         "target precision)")
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _coerce(f.name, getattr(self, f.name), hints[f.name])
+            _check_range(f.name, value)
+            object.__setattr__(self, f.name, value)
+        if len(self.labels) < 2:
+            raise ValueError(f"config key 'labels': got {self.labels!r}, expected at least two distinct labels")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"config key 'labels': got {self.labels!r}, expected each label once")
+        if any(not lab.strip() for lab in self.labels):
+            raise ValueError(f"config key 'labels': got {self.labels!r}, expected non-empty label names")
+        if self.validation_fraction + self.test_fraction >= 0.9:
+            raise ValueError(
+                "config keys 'validation_fraction' + 'test_fraction': got "
+                f"{self.validation_fraction + self.test_fraction}, expected a sum below 0.9 so training data remains"
+            )
 
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def config_help() -> str:
+    """One line per config key: name, default and meaning (for ``newsclf train --help``)."""
+    lines = []
+    for f in dataclasses.fields(Config):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        lines.append(f"  --{f.name} (default {default!r}): {f.metadata.get('help', '')}")
+    return "\n".join(lines)
 
 
 # key -> (low, high, allowed); a bound given as a float is exclusive, as an int inclusive.
@@ -106,6 +154,8 @@ _RANGES: dict[str, tuple[float | int | None, float | int | None, str]] = {
     "eval_steps": (1, None, "a positive integer or null"),
     "num_threads": (1, None, "a positive integer or null"),
     "abstain_threshold": (0, 1, "a probability in [0, 1] or null"),
+    "weight_decay": (0, None, "a non-negative number"),
+    "warmup_ratio": (0, 1, "a fraction in [0, 1]"),
 }
 
 
@@ -146,7 +196,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     if origin is list:
         if isinstance(value, str):  # a single path is a list of one; saves users a pair of brackets
             value = [value]
-        if not isinstance(value, list):
+        if not isinstance(value, (list, tuple)):
             raise bad
         return [_coerce(key, v, typing.get_args(tp)[0]) for v in value]
     if origin is dict:
@@ -162,7 +212,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             raise bad
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise bad
         return float(value)
     if tp is str:
@@ -182,80 +232,92 @@ def _check_range(key: str, value: Any) -> None:
         raise ValueError(f"config key {key!r}: got {value!r}, expected {allowed}")
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, key: str | None = None) -> Any:
     """Read a command-line override value the way YAML would (``3`` → 3, ``null`` → None, ``[a, b]`` → list)."""
-    return yaml.safe_load(text) if text.strip() else text
+    if not text.strip():
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = f"--{key} " if key else ""
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(
+            f"override {where}{text!r} is not a valid YAML value ({first}); quote strings that contain "
+            "YAML syntax, e.g. --name 'run: 2', and close brackets in lists, e.g. --data '[a.jsonl, b.jsonl]'"
+        ) from None
 
 
 def make_config(values: dict[str, Any] | None = None) -> Config:
     """Build a :class:`Config` from a mapping, validating every key and value."""
     values = dict(values or {})
-    hints = typing.get_type_hints(Config)
     known = {f.name for f in dataclasses.fields(Config)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(
             f"unknown config key {unknown[0]!r} (value {values[unknown[0]]!r}); allowed keys: {', '.join(sorted(known))}"
         )
-    checked = {}
-    for key, value in values.items():
-        checked[key] = _coerce(key, value, hints[key])
-        _check_range(key, checked[key])
-    cfg = Config(**checked)
-    if len(cfg.labels) < 2:
-        raise ValueError(f"config key 'labels': got {cfg.labels!r}, expected at least two distinct labels")
-    if len(set(cfg.labels)) != len(cfg.labels):
-        raise ValueError(f"config key 'labels': got {cfg.labels!r}, expected each label once")
-    if cfg.validation_fraction + cfg.test_fraction >= 0.9:
-        raise ValueError(
-            "config keys 'validation_fraction' + 'test_fraction': got "
-            f"{cfg.validation_fraction + cfg.test_fraction}, expected a sum below 0.9 so training data remains"
-        )
-    return cfg
+    return Config(**values)
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in the package (``newsclf train --config NAME``)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 
 
 def resolve_config_path(path: str | Path | None) -> Path:
-    """``None`` → the shipped default; a bare name like ``tiny`` → ``configs/tiny.yaml``."""
+    """``None`` → the shipped default; a shipped name like ``tiny`` → its file; anything else is a path."""
     if path is None:
-        path = CONFIG_DIR / "default.yaml"
+        path = "default"
     p = Path(path)
-    if not p.exists() and not p.suffix and (CONFIG_DIR / f"{p}.yaml").exists():
-        p = CONFIG_DIR / f"{p}.yaml"
-    if not p.exists():
-        choices = ", ".join(sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))) or "none found"
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist; shipped configs: {choices}")
+    shipped = CONFIG_DIR / f"{p.name}.yaml"
+    if not p.exists() and not p.suffix and len(p.parts) == 1 and shipped.exists():
+        return shipped
+    if not p.exists() and p.suffix in (".yaml", ".yml") and len(p.parts) <= 2 and (CONFIG_DIR / p.name).exists():
+        return CONFIG_DIR / p.name  # configs/tiny.yaml, as older docs and scripts wrote it
+    if not p.is_file():
+        what = "is a folder" if p.is_dir() else "does not exist"
+        raise FileNotFoundError(
+            f"config file {str(path)!r} {what}; pass a YAML file or a shipped config: "
+            f"{', '.join(shipped_configs()) or 'none found'}"
+        )
     return p
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Load a YAML config (``None`` = ``configs/default.yaml``) and apply ``overrides`` on top.
+    """Load a YAML config (``None`` = the shipped ``default``) and apply ``overrides`` on top.
 
-    Relative data, gold and rule paths are taken from the current directory first, then from the folder
-    above the config file (the project root for ``configs/*.yaml``), so configs work from anywhere.
+    Relative data, gold and rule paths are taken from the current directory first, then from the config
+    file's folder, then (in a source checkout) from the repository root; found paths are stored absolute,
+    so a saved model's config works from any folder.
     """
     p = resolve_config_path(path)
     try:
         values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"config file {p} is not valid YAML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config file {p} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     if not isinstance(values, dict):
         raise ValueError(f"config file {p}: expected a mapping of key: value, found {type(values).__name__}")
     values.update(overrides or {})
     cfg = make_config(values)
-    return _anchor_paths(cfg, p.resolve().parent.parent)
+    roots = [p.resolve().parent] + ([REPO_DIR] if REPO_DIR else [])
+    return _anchor_paths(cfg, roots)
 
 
 _PATH_KEYS = ("data", "gold", "label_rules", "dataset_dir")
 
 
-def _anchor_paths(cfg: Config, root: Path) -> Config:
-    """Relative paths that do not exist from the current directory are tried from the config's project root."""
+def _anchor_paths(cfg: Config, roots: list[Path]) -> Config:
+    """Relative paths are tried from the current directory, then from each root; found ones become absolute."""
 
     def anchor(value: str) -> str:
-        if value.startswith("embedded") or Path(value).is_absolute() or Path(value).exists():
+        if value.startswith("embedded") or Path(value).is_absolute():
             return value
-        candidate = root / value
-        return str(candidate) if candidate.exists() else value
+        for candidate in [Path(value)] + [root / value for root in roots]:
+            if candidate.exists():
+                return str(candidate.resolve())
+        return value  # left as given: the reader names it in its error
 
     for key in _PATH_KEYS:
         value = getattr(cfg, key)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
 from newsclf.config import load_config, make_config, parse_value
@@ -40,7 +43,7 @@ def test_yaml_file_and_overrides(tmp_path):
 
 
 def test_missing_config_file_lists_shipped(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist; shipped configs"):
+    with pytest.raises(FileNotFoundError, match="does not exist; pass a YAML file or a shipped config: default, reference, tiny"):
         load_config(tmp_path / "nope.yaml")
 
 
@@ -58,3 +61,44 @@ def test_public_predict_is_the_function_even_after_importing_the_submodule():
     code = "import newsclf.predict, newsclf; from newsclf import predict; print(callable(predict), newsclf.__all__[0])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "predict"]
+
+
+def test_shipped_configs_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert load_config("tiny").backbone == "tiny"
+    assert load_config().name == "default"
+    ref = load_config("reference")
+    assert ref.label_rules and Path(ref.label_rules).is_file()  # anchored beside the shipped config
+
+
+def test_one_source_of_defaults():
+    """The shipped default config only names what differs from the dataclass: the two must not disagree."""
+    import yaml
+
+    from newsclf.config import CONFIG_DIR, Config
+
+    shipped = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text(encoding="utf-8"))
+    defaults = Config()
+    assert set(shipped) <= {"name", "data", "split_by"}
+    for f in dataclasses.fields(Config):
+        assert f.metadata.get("help"), f"config key {f.name} has no help text"
+    assert defaults.epochs == load_config("default").epochs
+
+
+@pytest.mark.parametrize("text", ["[a.jsonl", "{x: 1", "a: b: c"])
+def test_override_yaml_errors_are_clear(text):
+    with pytest.raises(ValueError, match=r"--data .* is not a valid YAML value .*quote strings"):
+        parse_value(text, "data")
+
+
+@pytest.mark.parametrize("key,value", [("learning_rate", float("nan")), ("epochs", float("inf"))])
+def test_non_finite_numbers_rejected(key, value):
+    with pytest.raises(ValueError, match=f"config key '{key}'"):
+        make_config({key: value})
+
+
+def test_direct_construction_is_validated_too():
+    from newsclf.config import Config
+
+    with pytest.raises(ValueError, match="'batch_size': got 0"):
+        Config(batch_size=0)

@@ -17,7 +17,7 @@ def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 
 def test_train_script_tiny_end_to_end_then_predict(tmp_path):
-    res = run("scripts/train.py", "--config", "configs/tiny.yaml", "--output_dir", str(tmp_path))
+    res = run("scripts/train.py", "--config", "tiny", "--output_dir", str(tmp_path))
     assert res.returncode == 0, res.stderr[-3000:]
     model = tmp_path / "tiny" / "model"
     meta = json.loads((model / "newsclf.json").read_text(encoding="utf-8"))
