@@ -7,6 +7,7 @@ abstain threshold is chosen on the temperature-scaled validation probabilities.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -168,19 +169,77 @@ def reliability_diagram(
     return save_figure(fig, path)
 
 
+# Defaults of choose_abstain_threshold. 0.97: when the model answers, it should be wrong about 1 time in 33;
+# 0.5: the floor on coverage. A target the model cannot reach on validation would otherwise push the
+# threshold up until it answers almost nothing, and a classifier that sorts under half of a newspaper's
+# articles is not worth running; below the floor the coverage wins and the record says the target was missed.
+DEFAULT_TARGET_PRECISION = 0.97
+DEFAULT_MIN_COVERAGE = 0.5
+
+
+@dataclass(frozen=True)
+class AbstainThreshold:
+    """An abstain threshold and what it does on the examples it was chosen (or measured) on.
+
+    ``threshold``: answer when the top probability is >= it; ``precision``: accuracy of the answered
+    examples (1.0 when none are answered); ``coverage``: the fraction answered; ``n``: examples;
+    ``target_precision``: the precision asked for (None for a threshold that was given, not chosen);
+    ``min_coverage``: the coverage floor the choice kept (None when measured); ``reached``: whether
+    ``precision >= target_precision``.
+    """
+
+    threshold: float
+    target_precision: float | None
+    precision: float
+    coverage: float
+    n: int
+    min_coverage: float | None = None
+
+    @property
+    def reached(self) -> bool:
+        return self.target_precision is not None and self.precision >= self.target_precision
+
+    def summary(self) -> dict:
+        """JSON-ready fields (what training stores as ``meta["abstain"]``), without the threshold itself."""
+        return {
+            "target_precision": self.target_precision,
+            "min_coverage": self.min_coverage,
+            "precision": round(self.precision, 6),
+            "coverage": round(self.coverage, 6),
+            "n": self.n,
+            "target_reached": self.reached,
+        }
+
+    @classmethod
+    def measure(
+        cls, probs: np.ndarray, labels: np.ndarray, threshold: float, target_precision: float | None = None
+    ) -> AbstainThreshold:
+        """Precision and coverage of a given ``threshold`` on ``probs``/``labels``."""
+        confidence, correct = _confidence_and_correct(probs, labels)
+        answered = confidence >= threshold
+        precision = float(correct[answered].mean()) if answered.any() else 1.0
+        return cls(float(threshold), target_precision, precision, float(answered.mean()), len(correct))
+
+
 def choose_abstain_threshold(
-    probs: np.ndarray, labels: np.ndarray, target_precision: float = 0.9, min_coverage: float = 0.8
-) -> float:
+    probs: np.ndarray,
+    labels: np.ndarray,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
+) -> AbstainThreshold:
     """Choose the top-probability threshold below which the model abstains (answers when top prob >= it).
 
-    Rule, over the candidate thresholds 0 and every observed top probability:
-    1. if answering everything already reaches ``target_precision``, return 0.0 (no abstention);
-    2. else the smallest threshold whose answered set reaches ``target_precision`` while still answering
-       at least ``min_coverage`` of the examples;
-    3. else (the target is out of reach at that coverage) the threshold with the highest answered-set
-       precision among those keeping coverage >= ``min_coverage``, the smallest such on ties.
-    The coverage floor wins over the precision target because an abstaining classifier that answers too
-    little is useless for sorting a newspaper. ``probs`` should be calibrated (temperature-scaled).
+    The candidates are 0 (answer everything) and every observed top probability; a candidate answers all
+    examples tied at its value or none of them. Among the candidates answering at least ``min_coverage``
+    of the examples:
+    1. the smallest threshold whose answered examples reach ``target_precision`` (0.0 when answering
+       everything already does);
+    2. else (the target is out of reach at that coverage) the threshold with the highest answered-set
+       precision, the smallest such on ties.
+    The coverage floor wins over the precision target: a threshold that reaches the target only by
+    answering under ``min_coverage`` is not chosen (see DEFAULT_MIN_COVERAGE). ``probs`` should be
+    calibrated (temperature-scaled). Returns an :class:`AbstainThreshold` with the precision and coverage
+    the threshold gives on these examples; ``.reached`` says whether the target was met.
     """
     if not 0 < target_precision <= 1:
         raise ValueError(f"target_precision must be in (0, 1], found {target_precision}")
@@ -199,21 +258,25 @@ def choose_abstain_threshold(
     coverage = answered[last_of_tie] / n
     precision = hits[last_of_tie] / answered[last_of_tie]
 
-    if precision[-1] >= target_precision:  # last candidate answers everything
-        return 0.0
-    allowed = coverage >= min_coverage - 1e-12
-    # Thresholds descend with index, so the smallest threshold is the last qualifying index.
-    reaching = np.flatnonzero(allowed & (precision >= target_precision))
+    # Thresholds descend with index, so the smallest threshold is the last qualifying index; the last
+    # candidate answers everything and always passes the floor.
+    allowed = np.flatnonzero(coverage >= min_coverage - 1e-12)
+    reaching = allowed[precision[allowed] >= target_precision]
     if reaching.size:
-        return float(thresholds[reaching[-1]])
-    allowed_idx = np.flatnonzero(allowed)
-    if allowed_idx.size == 0:  # unreachable: the full set always has coverage 1
-        return 0.0
-    best = allowed_idx[precision[allowed_idx] == precision[allowed_idx].max()][-1]
-    return 0.0 if best == len(thresholds) - 1 else float(thresholds[best])
+        best = reaching[-1]
+    else:
+        best = allowed[precision[allowed] == precision[allowed].max()][-1]
+    # Answering everything is threshold 0, not the lowest validation score, so new data is answered too.
+    threshold = 0.0 if best == len(thresholds) - 1 else float(thresholds[best])
+    return AbstainThreshold(
+        threshold, float(target_precision), float(precision[best]), float(coverage[best]), n, float(min_coverage)
+    )
 
 
 __all__ = [
+    "DEFAULT_MIN_COVERAGE",
+    "DEFAULT_TARGET_PRECISION",
+    "AbstainThreshold",
     "choose_abstain_threshold",
     "expected_calibration_error",
     "fit_temperature",

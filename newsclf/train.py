@@ -288,7 +288,7 @@ def finalise(
     log_history: list[dict[str, Any]],
 ) -> Path:
     """Calibrate on validation, evaluate on validation and test, and write the model folder atomically."""
-    from newsclf.calibration import choose_abstain_threshold, fit_temperature, softmax
+    from newsclf.calibration import AbstainThreshold, choose_abstain_threshold, fit_temperature, softmax
     from newsclf.metrics import compute_metrics
     from newsclf.model_card import write_model_card
     from newsclf.predict import META_FILE, Classifier
@@ -319,11 +319,12 @@ def finalise(
         refs = np.array([labels.index(lab) for lab in dsd["validation"]["label"]])
         meta["temperature"] = fit_temperature(split_logits["validation"], refs)
         val_probs = softmax(split_logits["validation"], meta["temperature"])
-        meta["abstain_threshold"] = (
-            config.abstain_threshold
-            if config.abstain_threshold is not None
-            else choose_abstain_threshold(val_probs, refs)
-        )
+        if config.abstain_threshold is not None:  # the config's threshold wins; still measured on validation
+            abstain, source = AbstainThreshold.measure(val_probs, refs, config.abstain_threshold), "config"
+        else:
+            abstain, source = choose_abstain_threshold(val_probs, refs), "validation"
+        meta["abstain_threshold"] = abstain.threshold
+        meta["abstain"] = {"source": source, **abstain.summary()}
     metrics: dict[str, Any] = {"train_seconds": round(train_seconds, 1), "train_articles": len(dsd["train"])}
     predictions: list[dict[str, Any]] = []
     run_dir = config.run_dir()

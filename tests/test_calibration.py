@@ -7,8 +7,11 @@ import pytest
 from scipy.special import log_softmax
 
 from newsclf.calibration import (
+    DEFAULT_MIN_COVERAGE,
+    DEFAULT_TARGET_PRECISION,
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
+    AbstainThreshold,
     choose_abstain_threshold,
     expected_calibration_error,
     fit_temperature,
@@ -128,7 +131,23 @@ def _probs_with_confidences(conf):
 
 def test_abstain_threshold_zero_when_precision_already_met():
     probs = _probs_with_confidences([0.9, 0.8, 0.7, 0.6])
-    assert choose_abstain_threshold(probs, np.array([0, 0, 0, 1]), target_precision=0.75) == 0.0
+    choice = choose_abstain_threshold(probs, np.array([0, 0, 0, 1]), target_precision=0.75)
+    assert isinstance(choice, AbstainThreshold)
+    assert choice.threshold == 0.0 and choice.reached
+    assert (choice.precision, choice.coverage, choice.n, choice.target_precision) == (0.75, 1.0, 4, 0.75)
+
+
+def test_abstain_threshold_default_target_abstains_where_the_old_0_9_did_not():
+    # 20 answers, only the least confident one wrong: 19/20 = 0.95 precision answering everything, which the
+    # old 0.9 target accepted (threshold 0, never abstaining). The 0.97 default drops the wrong one.
+    conf = [1 - 0.02 * i for i in range(20)]  # 1.00, 0.98, ..., 0.62
+    labels = np.array([0] * 19 + [1])
+    choice = choose_abstain_threshold(_probs_with_confidences(conf), labels)
+    assert choice.target_precision == DEFAULT_TARGET_PRECISION == 0.97
+    assert choice.min_coverage == DEFAULT_MIN_COVERAGE == 0.5
+    assert choice.threshold == pytest.approx(0.64)
+    assert choice.precision == 1.0 and choice.coverage == pytest.approx(0.95) and choice.n == 20
+    assert choice.reached
 
 
 def test_abstain_threshold_smallest_that_reaches_target_within_coverage():
@@ -137,39 +156,68 @@ def test_abstain_threshold_smallest_that_reaches_target_within_coverage():
     labels = np.array([0] * 8 + [1, 1])
     probs = _probs_with_confidences(conf)
     # Answering the top 8 (threshold 0.65) gives precision 1.0 at coverage 0.8.
-    assert choose_abstain_threshold(probs, labels, target_precision=0.9, min_coverage=0.8) == pytest.approx(
-        0.65
-    )
+    choice = choose_abstain_threshold(probs, labels, target_precision=0.9, min_coverage=0.8)
+    assert choice.threshold == pytest.approx(0.65)
+    assert (choice.precision, choice.coverage) == (1.0, pytest.approx(0.8))
     # With a 0.85 target, answering 9 (threshold 0.6, precision 8/9 = 0.889) is the smallest that reaches it.
-    assert choose_abstain_threshold(probs, labels, target_precision=0.85, min_coverage=0.5) == pytest.approx(
-        0.6
-    )
+    choice = choose_abstain_threshold(probs, labels, target_precision=0.85, min_coverage=0.5)
+    assert choice.threshold == pytest.approx(0.6)
+    assert (choice.precision, choice.coverage) == (pytest.approx(8 / 9), pytest.approx(0.9))
+
+
+def test_abstain_threshold_non_monotone_precision_takes_the_smallest_reaching():
+    # Precision by answered count: 1/1, 1/2, 2/3, 3/4, 4/5, 5/6 — it rises again after an early miss.
+    conf = [0.95, 0.9, 0.85, 0.8, 0.75, 0.7]
+    labels = np.array([0, 1, 0, 0, 0, 0])
+    choice = choose_abstain_threshold(_probs_with_confidences(conf), labels, target_precision=0.8, min_coverage=0.5)
+    # Answering all 6 gives 5/6 = 0.833 >= 0.8: threshold 0, nothing abstained.
+    assert choice.threshold == 0.0 and choice.precision == pytest.approx(5 / 6) and choice.coverage == 1.0
+    choice = choose_abstain_threshold(_probs_with_confidences(conf), labels, target_precision=0.9, min_coverage=0.1)
+    # 0.9 is reached only by answering the single top example (coverage 1/6 >= 0.1).
+    assert choice.threshold == pytest.approx(0.95) and choice.coverage == pytest.approx(1 / 6)
 
 
 def test_abstain_threshold_respects_the_coverage_floor_when_target_unreachable():
     conf = [0.99, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55]
     labels = np.array([0, 1, 0, 1, 0, 0, 0, 0, 1, 1])
     probs = _probs_with_confidences(conf)
-    threshold = choose_abstain_threshold(probs, labels, target_precision=0.99, min_coverage=0.8)
-    answered = probs.max(axis=1) >= threshold
+    choice = choose_abstain_threshold(probs, labels, target_precision=0.99, min_coverage=0.8)
+    answered = probs.max(axis=1) >= choice.threshold
     assert answered.mean() >= 0.8
     # The best precision reachable with >= 8 answers: top 8 -> 6/8; top 9 -> 6/9; all -> 6/10.
-    assert threshold == pytest.approx(0.65)
+    assert choice.threshold == pytest.approx(0.65)
+    assert choice.precision == 0.75 and choice.coverage == pytest.approx(0.8) and not choice.reached
+    # The top example alone would reach 0.99 but answers 10%, under the floor: the floor wins.
+    assert choose_abstain_threshold(probs, labels, target_precision=0.99, min_coverage=0.5).threshold == pytest.approx(0.65)
 
 
 def test_abstain_threshold_treats_tied_confidences_together():
     probs = _probs_with_confidences([0.9, 0.7, 0.7, 0.7])
     labels = np.array([0, 0, 1, 1])
     # Answering only the 0.9 example reaches 100% precision but coverage 0.25; with a 0.2 floor it is allowed.
-    assert choose_abstain_threshold(probs, labels, target_precision=0.9, min_coverage=0.2) == pytest.approx(
-        0.9
-    )
+    choice = choose_abstain_threshold(probs, labels, target_precision=0.9, min_coverage=0.2)
+    assert choice.threshold == pytest.approx(0.9) and choice.coverage == 0.25
+    # With a 0.5 floor the ties cannot be split: all four (precision 0.5) is the only allowed candidate.
+    choice = choose_abstain_threshold(probs, labels, target_precision=0.9, min_coverage=0.5)
+    assert choice.threshold == 0.0 and choice.precision == 0.5 and choice.coverage == 1.0
+
+
+def test_abstain_threshold_measure_and_summary():
+    probs = _probs_with_confidences([0.9, 0.8, 0.7, 0.6])
+    m = AbstainThreshold.measure(probs, np.array([0, 1, 0, 0]), 0.75)
+    assert (m.threshold, m.precision, m.coverage, m.n, m.target_precision) == (0.75, 0.5, 0.5, 4, None)
+    assert not m.reached
+    assert AbstainThreshold.measure(probs, np.array([0, 1, 0, 0]), 0.95).precision == 1.0  # nothing answered
+    summary = choose_abstain_threshold(probs, np.array([0, 0, 0, 1]), target_precision=0.75).summary()
+    assert summary == {"target_precision": 0.75, "min_coverage": 0.5, "precision": 0.75, "coverage": 1.0,
+                       "n": 4, "target_reached": True}
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"target_precision": 0}, r"target_precision must be in \(0, 1\]"),
+        ({"target_precision": float("nan")}, r"target_precision must be in \(0, 1\]"),
         ({"min_coverage": 1.5}, "min_coverage"),
     ],
 )
