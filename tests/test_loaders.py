@@ -223,7 +223,7 @@ def test_binary_file_is_an_error(tmp_path):
         load_articles(path)
     gz = tmp_path / "broken.jsonl.gz"
     gz.write_bytes(b"not gzip at all")
-    with pytest.raises(ValueError, match=r"broken\.jsonl\.gz: broken gzip data"):
+    with pytest.raises(ValueError, match=r"broken\.jsonl\.gz: broken or truncated gzip data"):
         load_articles(gz)
 
 

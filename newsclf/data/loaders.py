@@ -15,22 +15,19 @@ silently: the counts are logged, printed to stderr and stored as JSON in ``datas
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import gzip
-import io
 import json
 import logging
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, DatasetInfo, Features, Value
 
-from newsclf.data.pages import page_to_records
+from newsclf.io import FORMATS_HELP, PAGE_SUFFIXES, detect_format, read_source, source_stem
 
 __all__ = ["COLUMNS", "EMBEDDED_DIR", "PAGES_DIR", "load_articles", "load_report", "normalize_date"]
 
@@ -39,7 +36,6 @@ log = logging.getLogger(__name__)
 COLUMNS = ["id", "title", "text", "date", "source", "page", "section", "label"]
 EMBEDDED_DIR = Path(__file__).resolve().parents[1] / "corpus"
 PAGES_DIR = EMBEDDED_DIR / "pages"
-PAGE_SUFFIXES = (".md", ".txt")
 # Field names tried, in order, when field_map does not name one; the first present wins.
 DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
     "id": ("id",),
@@ -53,7 +49,7 @@ DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 FEATURES = Features({c: Value("string") for c in COLUMNS})
 _FIX = "fix the record, map the field with field_map, or pass on_bad_record='skip'"
-_FORMATS = ".jsonl/.ndjson (optionally .gz), .json, .csv/.tsv (optionally .gz), .parquet, .md/.txt page files"
+_FORMATS = FORMATS_HELP
 
 
 class _BadRecord(Exception):
@@ -89,40 +85,6 @@ def normalize_date(value: Any) -> str:
     raise ValueError(f"unreadable date {s!r}; expected YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD or YYYY年M月D日")
 
 
-def _date_from_name(name: str) -> str:
-    m = re.search(r"(?<!\d)(\d{4})[-_.]?(\d{2})[-_.]?(\d{2})(?!\d)", name)
-    if m:
-        try:
-            return dt.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
-        except ValueError:
-            return ""
-    return ""
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", ".md", ".txt"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return name or path.name
-
-
-def _kind(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    for suffixes, kind in (
-        ((".jsonl", ".ndjson"), "jsonl"),
-        ((".json",), "json"),
-        ((".csv", ".tsv"), "csv"),
-        ((".parquet",), "parquet"),
-        (PAGE_SUFFIXES, "page"),
-    ):
-        if name.endswith(suffixes):
-            return kind
-    raise ValueError(f"{path}: unknown file type {path.suffix!r}; expected one of {_FORMATS}")
-
-
 def _check_field_map(field_map: dict | None) -> dict[str, str | list[str]]:
     fmap = dict(field_map or {})
     for col, spec in fmap.items():
@@ -142,159 +104,6 @@ def _check_field_map(field_map: dict | None) -> dict[str, str | list[str]]:
                 "(a list is joined with newlines, e.g. {'text': ['lead', 'subtitle', 'body']})"
             )
     return fmap
-
-
-# ---------------------------------------------------------------- reading files
-
-
-def _open_bytes(path: Path):
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
-
-
-def _decode(path: Path, data: bytes, base_offset: int = 0, where: str = "") -> str:
-    """Decode UTF-8 strictly; binary or mis-encoded input is an error naming the byte offset."""
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise ValueError(
-            f"{path}{where}: NUL byte at byte offset {base_offset + nul}; this looks like a binary file, "
-            f"expected UTF-8 text ({_FORMATS})"
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{path}{where}: not valid UTF-8 at byte offset {base_offset + err.start} "
-            f"(byte 0x{data[err.start]:02x}); re-encode the file as UTF-8, e.g. "
-            f"`iconv -f GB18030 -t UTF-8 {path.name} > fixed{path.suffix}`"
-        ) from None
-
-
-def _read_all(path: Path) -> str:
-    try:
-        with _open_bytes(path) as fh:
-            data = fh.read()
-    except (gzip.BadGzipFile, EOFError, OSError) as err:
-        raise ValueError(
-            f"{path}: cannot read the file ({err}); expected an intact {_FORMATS} file"
-        ) from None
-    return _decode(path, data).lstrip("\ufeff")
-
-
-def _iter_jsonl(path: Path) -> Iterator[tuple[str, Any]]:
-    offset = 0
-    try:
-        with _open_bytes(path) as fh:
-            for n, raw in enumerate(fh, 1):
-                line = _decode(path, raw, offset, f", line {n}")
-                offset += len(raw)
-                if n == 1:
-                    line = line.lstrip("\ufeff")
-                if not line.strip():
-                    continue
-                loc = f"{path.name}, line {n}"
-                try:
-                    yield loc, json.loads(line)
-                except json.JSONDecodeError as err:
-                    yield (
-                        loc,
-                        _BadRecord(
-                            "malformed JSON",
-                            f"{loc}: malformed JSON ({err.msg} at column {err.colno}); {_FIX}",
-                        ),
-                    )
-    except (gzip.BadGzipFile, EOFError) as err:
-        raise ValueError(f"{path}: broken gzip data ({err}); re-create or re-download the file") from None
-
-
-def _iter_json(path: Path) -> Iterator[tuple[str, Any]]:
-    try:
-        data = json.loads(_read_all(path))
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path}: malformed JSON ({err.msg} at line {err.lineno}, column {err.colno}); expected a JSON "
-            "array of article objects (or use one object per line in a .jsonl file)"
-        ) from None
-    if not isinstance(data, list):
-        raise ValueError(f"{path}: expected a JSON array of article objects, found a {type(data).__name__}")
-    for n, rec in enumerate(data, 1):
-        yield f"{path.name}, record {n}", rec
-
-
-def _check_columns(path: Path, columns: list[str], fmap: dict, kind: str) -> None:
-    """A table without the text column (or a mapped one) is a file-level error: every row would be bad."""
-    cols = set(columns)
-    for col, spec in [("text", fmap.get("text", DEFAULT_FIELDS["text"]))] + [
-        (c, s) for c, s in fmap.items() if c != "text"
-    ]:
-        names = [spec] if isinstance(spec, str) else list(spec)
-        if not cols & set(names):
-            shown = ", ".join(columns) or "none"
-            raise ValueError(
-                f"{path}: no {kind} column {' or '.join(repr(n) for n in names)} for {col!r} "
-                f"(columns: {shown}); rename the column or map it, e.g. field_map={{{col!r}: 'your_column'}}"
-            )
-
-
-def _iter_csv(path: Path, fmap: dict) -> Iterator[tuple[str, Any]]:
-    text = _read_all(path)
-    # Article bodies easily pass csv's 128 KiB default field limit.
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    delim = "\t" if ".tsv" in path.name.lower() else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
-    try:
-        header = reader.fieldnames or []
-    except csv.Error as err:
-        raise ValueError(f"{path}: unreadable CSV header ({err})") from None
-    if not header:
-        raise ValueError(f"{path}: empty CSV file; expected a header row with at least a 'text' column")
-    _check_columns(path, list(header), fmap, "CSV")
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            loc = f"{path.name}, line {reader.line_num}"
-            yield loc, _BadRecord("malformed CSV", f"{loc}: malformed CSV ({err}); {_FIX}")
-            continue
-        loc = f"{path.name}, line {reader.line_num}"
-        if None in row:
-            yield (
-                loc,
-                _BadRecord(
-                    "wrong number of CSV fields",
-                    f"{loc}: {len(header) + len(row[None])} fields, but the header has {len(header)}; {_FIX}",
-                ),
-            )
-            continue
-        yield loc, {k: v for k, v in row.items() if v is not None}
-
-
-def _iter_parquet(path: Path, fmap: dict) -> Iterator[tuple[str, Any]]:
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as err:  # pyarrow raises several types for a file that is not Parquet
-        raise ValueError(f"{path}: not a readable Parquet file ({err})") from None
-    _check_columns(path, list(pf.schema_arrow.names), fmap, "Parquet")
-    n = 0
-    for batch in pf.iter_batches(batch_size=4096):
-        for rec in batch.to_pylist():
-            n += 1
-            yield f"{path.name}, row {n}", rec
-
-
-def _iter_page(path: Path, source: str | None) -> Iterator[tuple[str, Any]]:
-    text = _read_all(path)
-    stem = _stem(path)
-    try:
-        records = page_to_records(text, source=source or stem, date=_date_from_name(path.name))
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
-    for n, rec in enumerate(records):
-        rec["id"] = f"{stem}-{n:03d}"
-        yield f"{path.name}, article {n + 1}", rec
 
 
 # ---------------------------------------------------------------- records → rows
@@ -375,7 +184,13 @@ def _to_row(rec: Any, loc: str, fmap: dict, stem: str, line_id: str, source: str
     return row
 
 
-def _expand(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+def _required_columns(fmap: dict) -> list[tuple[str, list[str]]]:
+    """Column-name alternatives a table must have: the text column (or its mapping) and every mapped column."""
+    specs = [("text", fmap.get("text", DEFAULT_FIELDS["text"]))] + [(c, s) for c, s in fmap.items() if c != "text"]
+    return [(col, [spec] if isinstance(spec, str) else list(spec)) for col, spec in specs]
+
+
+def _expand(paths: str | Path | Sequence[str | Path], format: str | None = None) -> list[Path]:
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not items:
         raise ValueError("no input paths given; expected files, folders, 'embedded' or 'embedded-pages'")
@@ -398,7 +213,8 @@ def _expand(paths: str | Path | Sequence[str | Path]) -> list[Path]:
                 )
             files.extend(pages)
         elif p.is_file():
-            _kind(p)
+            if format is None:
+                detect_format(p)  # an unknown extension fails here, before any reading
             files.append(p)
         else:
             raise FileNotFoundError(
@@ -415,6 +231,7 @@ def load_articles(
     on_bad_record: str = "error",
     min_chars: int = 0,
     source: str | None = None,
+    format: str | None = None,
 ) -> Dataset:
     """Load articles from files, folders of page files, ``"embedded"`` or ``"embedded-pages"``.
 
@@ -423,7 +240,8 @@ def load_articles(
     ``on_bad_record``: ``"error"`` raises ``ValueError`` naming file, line and field; ``"skip"`` skips the
     record and counts it. Records with fewer than ``min_chars`` characters of text are dropped and counted.
     ``source`` fills the ``source`` column where a record has none (default: the file name without
-    extensions). A missing ``id`` becomes ``{file stem}-{line}``. The counts are logged, printed to stderr
+    extensions). ``format`` names the files' format (one of ``newsclf.io.FORMATS``) instead of reading it
+    from their extensions. A missing ``id`` becomes ``{file stem}-{line}``. The counts are logged, printed to stderr
     when anything was dropped, and stored as JSON in ``dataset.info.description`` (see :func:`load_report`).
     """
     if on_bad_record not in ("error", "skip"):
@@ -431,31 +249,23 @@ def load_articles(
     if isinstance(min_chars, bool) or not isinstance(min_chars, int) or min_chars < 0:
         raise ValueError(f"min_chars={min_chars!r}; expected a non-negative integer")
     fmap = _check_field_map(field_map)
-    files = _expand(paths)
+    files = _expand(paths, format)
     columns: dict[str, list] = {c: [] for c in COLUMNS}
     dropped: Counter[str] = Counter()
     first_seen: dict[str, str] = {}
     read = 0
     for path in files:
-        kind, stem = _kind(path), _stem(path)
-        if kind == "jsonl":
-            records = _iter_jsonl(path)
-        elif kind == "json":
-            records = _iter_json(path)
-        elif kind == "csv":
-            records = _iter_csv(path, fmap)
-        elif kind == "parquet":
-            records = _iter_parquet(path, fmap)
-        else:
-            records = _iter_page(path, source)
+        kind, stem = detect_format(path, None if path.parent == EMBEDDED_DIR else format), source_stem(path)
+        records = read_source(path, format=kind, required_columns=_required_columns(fmap), page_source=source)
         # Page records already carry our column names; a field_map is for the user's data files.
-        file_map = {} if kind == "page" else fmap
-        for loc, rec in records:
+        file_map = {} if kind in ("page", "text") else fmap
+        for raw in records:
             read += 1
+            loc = raw.loc
             try:
-                if isinstance(rec, _BadRecord):
-                    raise rec
-                row = _to_row(rec, loc, file_map, stem, loc.rsplit(" ", 1)[-1], source)
+                if raw.error is not None:
+                    raise _BadRecord(raw.reason or "unreadable record", f"{raw.error}; {_FIX}")
+                row = _to_row(raw.data, loc, file_map, stem, loc.rsplit(" ", 1)[-1], source)
                 if row["id"] in first_seen:
                     raise _BadRecord(
                         "duplicate id",
