@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 
 import numpy as np
 import pytest
 
+from newsclf import report
 from newsclf.metrics import compute_metrics
 from newsclf.report import confusion_matrix_text, plot_confusion_matrix, write_json, write_markdown_report
 
@@ -53,6 +56,72 @@ def test_plot_confusion_matrix_writes_png(tmp_path):
     out = plot_confusion_matrix(REFS, PREDS, LABELS, tmp_path / "sub" / "cm.png", title="model on dev")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+ZH_LABELS = ["时政", "党建", "安全"]
+ZH_REFS = ["时政", "党建", "安全", "安全", "时政"]
+ZH_PREDS = ["时政", "安全", "安全", "党建", "时政"]
+
+
+def _plot_keeping_figure(monkeypatch, tmp_path, name="cm.png"):
+    figures = []
+    real_save = report.save_figure
+
+    def keep(fig, path):
+        figures.append(fig)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(report, "save_figure", keep)
+    out = plot_confusion_matrix(ZH_REFS, ZH_PREDS, ZH_LABELS, tmp_path / name, title="模型在开发集上")
+    return out, figures[0]
+
+
+def _cmap(fname, index=0):
+    """Code points the font file (face ``index`` of a collection) maps, read with fontTools when present."""
+    try:
+        from fontTools.ttLib import TTFont
+    except ImportError:  # matplotlib's own FreeType wrapper reads the same table
+        from matplotlib.ft2font import FT2Font
+
+        return set(FT2Font(fname, face_index=index).get_charmap())
+    with TTFont(fname, fontNumber=index, lazy=True) as font:
+        return set(font.getBestCmap())
+
+
+def test_chinese_labels_render_with_a_cjk_font(tmp_path, monkeypatch):
+    from matplotlib.font_manager import findfont
+    from matplotlib.text import Text
+
+    font = report.find_cjk_font()
+    if font is None:
+        pytest.skip(f"no CJK font installed (apt-get install {report.CJK_FONT_PACKAGE})")
+    needed = {ord(ch) for ch in "".join(ZH_LABELS) + "模型在开发集上"}
+    assert needed <= _cmap(font.fname, font.index)
+    assert report.find_cjk_font() is font  # looked up once per process
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "Glyph ... missing" warning would fail here
+        out, fig = _plot_keeping_figure(monkeypatch, tmp_path)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    zh_texts = [t for t in fig.findobj(Text) if t.get_text() in {*ZH_LABELS, "模型在开发集上"}]
+    assert len(zh_texts) >= 2 * len(ZH_LABELS) + 1  # both axes' tick labels and the title
+    for text in zh_texts:
+        assert text.get_fontfamily()[0] == font.name
+        assert findfont(text.get_fontproperties(), fallback_to_default=False) == font.fname
+
+
+def test_no_cjk_font_still_draws_with_one_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(report, "find_cjk_font", lambda: None)
+    monkeypatch.setattr(report, "_warned_no_cjk_font", False)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, "newsclf.report"):
+        warnings.simplefilter("always")
+        first, _ = _plot_keeping_figure(monkeypatch, tmp_path, "a.png")
+        second, _ = _plot_keeping_figure(monkeypatch, tmp_path, "b.png")
+    assert first.read_bytes()[:8] == second.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ours = [r for r in caplog.records if r.name == "newsclf.report" and r.levelno == logging.WARNING]
+    assert len(ours) == 1 and "fonts-noto-cjk" in ours[0].getMessage()
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+    assert report.figure_fonts() == ["DejaVu Sans"]
 
 
 def test_write_json_converts_numpy_and_round_trips(tmp_path):
