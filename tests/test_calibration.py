@@ -125,6 +125,52 @@ def test_reliability_diagram_writes_a_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 
+def _calibrated_per_bin(confidences, per_bin=20):
+    """Two-class probabilities where every bin holds one confidence c and exactly a fraction c is right."""
+    probs, labels = [], []
+    for c in confidences:
+        right = round(per_bin * c)
+        probs += [[c, 1 - c]] * per_bin
+        labels += [0] * right + [1] * (per_bin - right)
+    return np.array(probs), np.array(labels)
+
+
+def test_reliability_diagram_draws_accuracy_and_confidence_side_by_side(tmp_path, monkeypatch):
+    import newsclf.report as report
+
+    figures = []
+    real_save = report.save_figure
+
+    def keep(fig, path):
+        figures.append(fig)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(report, "save_figure", keep)
+    confidences = [0.55, 0.65, 0.75, 0.85, 0.95]
+    probs, labels = _calibrated_per_bin(confidences)
+    assert expected_calibration_error(probs, labels) == pytest.approx(0, abs=1e-12)
+    out = reliability_diagram(probs, labels, tmp_path / "rel.png", title="calibrated")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    top = figures[0].axes[0]
+    bars = {container.get_label(): list(container) for container in top.containers}
+    assert set(bars) == {"accuracy", "mean confidence"}
+    accuracy = [bar.get_height() for bar in bars["accuracy"]]
+    confidence = [bar.get_height() for bar in bars["mean confidence"]]
+    assert accuracy == pytest.approx(confidence) and confidence == pytest.approx(confidences)
+    for acc, conf in zip(bars["accuracy"], bars["mean confidence"]):
+        # Side by side in the same bin, both from 0: not one stacked on the other.
+        assert acc.get_y() == 0 and conf.get_y() == 0
+        assert acc.get_x() + acc.get_width() <= conf.get_x() + 1e-9
+        assert np.floor(acc.get_x() * 10) == np.floor((conf.get_x() + conf.get_width()) * 10 - 1e-9)
+    assert [t.get_text() for t in top.get_legend().get_texts()] == [
+        "perfect calibration", "accuracy", "mean confidence"
+    ]
+    assert "ECE = 0.000" in top.get_title()
+    counts = [bar.get_height() for bar in figures[0].axes[1].patches]
+    assert sum(counts) == len(labels)
+
+
 def _probs_with_confidences(conf):
     return np.array([[c, 1 - c] for c in conf])
 
