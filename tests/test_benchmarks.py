@@ -22,6 +22,19 @@ def test_modules_import_without_loading_models():
     assert callable(bench_predict.bench_predict) and callable(common.best_rate)
 
 
+def test_the_newsclf_names_the_benchmarks_use_exist():
+    """The benchmarks import newsclf lazily (inside the functions); catch a rename here, not mid-benchmark."""
+    import ast
+    import importlib
+
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("newsclf"):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{path.name}: {node.module}.{alias.name} is gone"
+
+
 def test_cli_writes_json_to_bench_what_by_default(tmp_path, monkeypatch, capsys):
     import benchmarks.bench_backbone as bb
 
