@@ -8,7 +8,10 @@ built by :func:`newsclf.inputs.encode_article`, the same function training used.
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,10 +35,26 @@ def cpu_has_bf16() -> bool:
     return bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(cpu, "_is_amx_tile_supported", lambda: False)())
 
 
+# A lone surrogate (U+D800..U+DFFF) is legal in a Python str and in JSON ("\ud83d", half an emoji cut by a
+# byte-limited field) but not in UTF-8, so the Rust tokenizer refuses the text.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _clean_surrogates(s: str) -> str:
+    """``s`` with each lone surrogate replaced by U+FFFD; a valid high+low pair becomes the character it encodes."""
+    if not _SURROGATE.search(s):
+        return s
+    return s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def parse_item(item: Any, index: int | None = None) -> tuple[str, str]:
-    """(title, text) of one input item; a ``str`` carries its title on the first line."""
+    """(title, text) of one input item; a ``str`` carries its title on the first line.
+
+    Lone surrogate characters are replaced by U+FFFD (see ``_SURROGATE``) so that any str can be tokenised.
+    """
     where = f"item {index}: " if index is not None else ""
     if isinstance(item, str):
+        item = _clean_surrogates(item)
         title, _, text = item.strip().partition("\n")
         if not item.strip():
             raise ValueError(f"{where}the article text is empty or whitespace; pass the article's title and body")
@@ -50,11 +69,105 @@ def parse_item(item: Any, index: int | None = None) -> tuple[str, str]:
             raise TypeError(f"{where}'title' and 'text' must be strings, found {type(title).__name__}/{type(text).__name__}")
         if not (title.strip() or text.strip()):
             raise ValueError(f"{where}the article's title and text are both empty; pass some text to classify")
-        return title.strip(), text.strip()
+        return _clean_surrogates(title.strip()), _clean_surrogates(text.strip())
     raise TypeError(
         f"{where}expected an article as a str (title on the first line) or a dict with 'title' and 'text', "
         f"found {type(item).__name__}"
     )
+
+
+# -- is it Chinese text? -------------------------------------------------------------------------
+# Han ideographs: CJK Unified (U+4E00..9FFF), extension A (U+3400..4DBF), compatibility ideographs
+# (U+F900..FAFF) and the supplementary planes' extensions B..H and compatibility supplement.
+_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+# Letters of any script (CJK included): \w minus digits and underscore.
+_LETTER = re.compile(r"[^\W\d_]")
+# URLs and e-mail addresses are script-neutral boilerplate (Xinwen Lianbo items end in a "[查看原文](https://…)"
+# link); they are left out of the letter count. ASCII only, so Chinese text right after a link is kept.
+_URL_OR_MAIL = re.compile(r"(?:https?://|www\.)[\x21-\x7e]+|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Fewer Han characters than this and the input is not a news article the model can read: in shared/corpus
+# (20,096 People's Daily and Xinwen Lianbo items) only bodiless stubs ("广告", "图表", "undefined") fall
+# below 10, and the gold dev set's shortest article has 72. A bare headline of under 10 characters abstains.
+MIN_CJK_CHARS = 10
+# Han characters as a share of all letters (digits, punctuation and links do not count against it). Every
+# article of shared/corpus has at least 0.8 (Chinese news quotes GDP, 5G, RCEP, ...); English with a few
+# Chinese names is near 0 and Japanese prose, kanji among kana, mostly well under 0.6.
+MIN_CJK_SHARE = 0.6
+
+
+def not_chinese_reason(title: str, text: str) -> str | None:
+    """Why ``title`` + ``text`` is not Chinese news text the model can label, or None when it is.
+
+    Too few Han characters (< MIN_CJK_CHARS), or Han characters under MIN_CJK_SHARE of the letters.
+    """
+    s = _URL_OR_MAIL.sub(" ", f"{title}\n{text}")
+    cjk = len(s) - len(_CJK.sub("", s))
+    if cjk < MIN_CJK_CHARS:
+        return f"too few Chinese characters (found {cjk}, need at least {MIN_CJK_CHARS}): not Chinese news text"
+    letters = len(s) - len(_LETTER.sub("", s))
+    if cjk < MIN_CJK_SHARE * letters:
+        return (
+            f"Chinese characters are only {cjk / letters:.0%} of the letters ({cjk} of {letters}, need at least "
+            f"{MIN_CJK_SHARE:.0%}): not Chinese news text"
+        )
+    return None
+
+
+def _below(score: float, threshold: float) -> str:
+    """The abstain reason for a top score under the threshold, with enough digits to tell the two apart."""
+    for digits in range(2, 7):
+        a, b = f"{score:.{digits}f}", f"{threshold:.{digits}f}"
+        if a != b:
+            break
+    return f"top score {a} below the abstain threshold {b}"
+
+
+# -- argument checks -----------------------------------------------------------------------------
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
+def check_predict_options(
+    *, top_k: Any, threshold: Any, explain: Any, batch_size: Any, n_labels: int | None = None
+) -> None:
+    """Raise TypeError/ValueError, saying what was expected, what was found and the fix, for a bad option.
+
+    ``n_labels`` None skips the upper bound of ``top_k`` (the model is not loaded yet).
+    """
+    top = f"between 1 and {n_labels} (the model's number of labels)" if n_labels else ">= 1"
+    if not _is_int(top_k):
+        raise TypeError(f"top_k: expected an int {top}, found {type(top_k).__name__} {top_k!r}; pass e.g. top_k=3")
+    if top_k < 1 or (n_labels is not None and top_k > n_labels):
+        fix = f"top_k={n_labels} ranks every label" if n_labels else "top_k=1 is the default"
+        raise ValueError(f"top_k: expected an int {top}, found {top_k}; {fix}")
+    if threshold is not None:
+        if not isinstance(threshold, numbers.Real) or isinstance(threshold, (bool, np.bool_)):
+            hint = f"threshold={float(threshold)}" if isinstance(threshold, str) and _floatable(threshold) else "threshold=0.5"
+            raise TypeError(
+                f"threshold: expected None (the model's abstain threshold) or a number in [0, 1], found "
+                f"{type(threshold).__name__} {threshold!r}; pass a number, e.g. {hint}"
+            )
+        if not (math.isfinite(threshold) and 0 <= threshold <= 1):
+            raise ValueError(
+                f"threshold: expected None (the model's abstain threshold) or a number in [0, 1] (the top score "
+                f"below which the result abstains), found {threshold!r}; 0 never abstains on score, 1 abstains below a certain answer"
+            )
+    if not isinstance(explain, (bool, np.bool_)):
+        raise TypeError(f"explain: expected True or False, found {type(explain).__name__} {explain!r}; pass explain=True")
+    if not _is_int(batch_size) or batch_size < 1:
+        what = type(batch_size).__name__ if not _is_int(batch_size) else "int"
+        raise (ValueError if _is_int(batch_size) else TypeError)(
+            f"batch_size: expected an int >= 1 (chunks per forward pass), found {what} {batch_size!r}; "
+            "the default batch_size=16 suits CPUs"
+        )
+
+
+def _floatable(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
 
 
 class Classifier:
@@ -189,27 +302,37 @@ class Classifier:
         explain: bool = False,
         batch_size: int = 16,
     ) -> dict | list[dict]:
-        """Label one article (``str``/``dict`` → one result) or many (list → list, same order)."""
+        """Label one article (``str``/``dict`` → one result) or many (list → list, same order).
+
+        See :func:`newsclf.predict.predict` for the options and the result fields.
+        """
+        check_predict_options(
+            top_k=top_k, threshold=threshold, explain=explain, batch_size=batch_size, n_labels=len(self.labels)
+        )
         single = isinstance(item_or_items, (str, dict))
         if not single and not isinstance(item_or_items, (list, tuple)):
             parse_item(item_or_items)  # raises the TypeError that names what an item may be
         items = [item_or_items] if single else list(item_or_items)
+        if not items:
+            return []
         articles = [parse_item(it, None if single else i) for i, it in enumerate(items)]
-        if top_k < 1 or top_k > len(self.labels):
-            raise ValueError(f"top_k must be between 1 and {len(self.labels)}, got {top_k}")
         thr = self.abstain_threshold if threshold is None else float(threshold)
         with self._lock:
             probs = self.probabilities(articles, batch_size)
         results = []
-        for p in probs:
+        for p, (title, text) in zip(probs, articles):
             order = np.argsort(-p)
             best = int(order[0])
-            abstained = bool(p[best] < thr)
+            # Every article goes through the model, so its scores are shown; text that is not Chinese news
+            # abstains whatever the scores, and a low top score abstains as before.
+            reasons = [r for r in (not_chinese_reason(title, text), _below(p[best], thr) if p[best] < thr else None) if r]
+            abstained = bool(reasons)
             result = {
                 "label": "other" if abstained and "other" in self.labels else self.labels[best],
                 "score": float(p[best]),
                 "scores": {lab: float(p[i]) for i, lab in enumerate(self.labels)},
                 "abstained": abstained,
+                "reason": "; ".join(reasons) if reasons else None,
             }
             if top_k > 1:
                 result["top_k"] = [(self.labels[int(i)], float(p[int(i)])) for i in order[:top_k]]
@@ -253,10 +376,25 @@ def predict(
     """Label articles by section.
 
     ``item_or_items``: a ``str`` (title on the first line, then the body) or a dict with ``title`` and
-    ``text``; or a list of those. One item gives one result, a list gives a list in the same order. A result
-    is ``{"label", "score", "scores", "abstained"}`` (+ ``"keywords"`` with ``explain=True``): ``score`` is the
-    calibrated probability of ``label``; below the model's abstain threshold (or ``threshold``) the result
-    is ``abstained`` and labelled ``other``.
+    ``text``; or a list of those. One item gives one result, a list gives a list in the same order, an empty
+    list gives ``[]``. Lone surrogate characters (e.g. ``"\\ud83d"`` from JSON) are replaced by U+FFFD.
+
+    Options (a wrong type or value raises TypeError/ValueError naming the expected value and the fix):
+    ``top_k``: an int from 1 to the number of labels; above 1 the result gets ``"top_k"``, the best
+    ``top_k`` (label, score) pairs. ``threshold``: None (the model's abstain threshold, chosen at training
+    time) or a number in [0, 1]. ``explain``: a bool; True adds ``"keywords"``. ``batch_size``: an int >= 1.
+
+    A result is ``{"label", "score", "scores", "abstained", "reason"}``: ``score`` is the calibrated
+    probability of the model's top label and ``scores`` those of every label, always the model's. A result
+    is ``abstained`` when the text is not Chinese news (fewer than ``MIN_CJK_CHARS`` Han characters, or
+    Han characters under ``MIN_CJK_SHARE`` of the letters) or when ``score`` is below the threshold; then
+    ``label`` is ``other`` (the top label when the model has no ``other``) and ``reason`` says why, e.g.
+    ``"too few Chinese characters (found 3, need at least 10): not Chinese news text"`` or ``"top score 0.41
+    below the abstain threshold 0.62"`` (both, joined by "; ", when both apply). ``reason`` is None when
+    the result is not abstained; the key is always present.
     """
+    # Checked before a model folder is loaded (seconds), then again by Classifier.predict with its labels.
+    n_labels = len(model.labels) if isinstance(model, Classifier) else None
+    check_predict_options(top_k=top_k, threshold=threshold, explain=explain, batch_size=batch_size, n_labels=n_labels)
     clf = model if isinstance(model, Classifier) else load(model)
     return clf.predict(item_or_items, top_k=top_k, threshold=threshold, explain=explain, batch_size=batch_size)
