@@ -7,42 +7,62 @@ linear model on the same training data is not worth its cost; the gap is the num
 from __future__ import annotations
 
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 log = logging.getLogger(__name__)
 MAX_ERRORS_LISTED = 50
 
 
-def training_split(meta: dict[str, Any]) -> Any:
+def training_split(model_dir: str | Path, meta: Any) -> Any:
     """The training split the model saw: from the run's saved dataset, else rebuilt from its config.
 
     Either way its fingerprint must match the one saved with the model, or the baseline would be trained
-    on different data than the model and the gap would mean nothing.
+    on different data than the model and the gap would mean nothing. The saved dataset is found relative
+    to the model folder and the config's data paths were stored absolute, so this works from any folder.
     """
     from datasets import load_from_disk
 
+    from newsclf import artifact
     from newsclf.config import make_config
     from newsclf.data.splits import build_dataset, dataset_fingerprint
 
-    want = meta.get("train_fingerprint")
-    saved = Path(meta.get("dataset_dir") or "")
-    if saved.is_dir():
+    want = meta.train_fingerprint
+    saved = artifact.dataset_dir(model_dir, meta)
+    if saved is not None and saved.is_dir():
         train = load_from_disk(str(saved))["train"]
         if dataset_fingerprint(train) == want:
             return train
         log.warning("%s does not hold this model's training data (fingerprint differs); rebuilding", saved)
-    config = make_config(meta["config"])
-    train = build_dataset(config)["train"]
+    try:
+        config = make_config(meta.config)
+        train = build_dataset(config)["train"]
+    except (FileNotFoundError, ValueError) as err:
+        raise ValueError(
+            f"cannot rebuild the model's training data for the baseline ({err}); keep the run's dataset folder "
+            f"beside the model ({saved}), or skip the baseline (--no-baseline)"
+        ) from None
     got = dataset_fingerprint(train)
     if got != want:
         raise ValueError(
             f"cannot reproduce the model's training data: fingerprint {got} != {want} saved with the model; "
-            "the data files or labelling rules changed since training. Re-train, or pass baseline=False"
+            "the data files or labelling rules changed since training. Re-train, or skip the baseline (--no-baseline)"
         )
     return train
+
+
+def _writable_report_dir(out: Path) -> Path:
+    """Create the report folder and prove it writable before any work, so a long run cannot fail at the end."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise OSError(
+            f"cannot write the report folder {out} ({err.strerror or err}); choose another with --out (out_dir=)"
+        ) from None
+    return out
 
 
 def evaluate_model(
@@ -53,22 +73,27 @@ def evaluate_model(
     field_map: dict[str, Any] | None = None,
     baseline: bool = True,
     batch_size: int = 16,
+    format: str | None = None,
 ) -> dict[str, Any]:
     """Score the model in ``model`` on the labelled articles in ``data``; write JSON + Markdown + plots.
 
     Returns the metrics dict (also written to ``<out_dir>/eval.json``). ``out_dir`` defaults to
-    ``<model>/../eval-<data file stem>``.
+    ``<model>/../eval-<data file stem>``; it is checked writable before any work.
     """
-    from newsclf.calibration import expected_calibration_error, reliability_diagram
     from newsclf.data.loaders import load_articles
     from newsclf.metrics import compute_metrics, macro_f1_gap_interval
     from newsclf.predict import Classifier
-    from newsclf.report import confusion_matrix_text, plot_confusion_matrix, write_json, write_markdown_report
+    from newsclf.report import write_json, write_markdown_report
+    from newsclf.scoring import score, write_figures
 
+    data_list = [data] if isinstance(data, (str, Path)) else list(data)
+    if not data_list:
+        raise ValueError("no labelled data given; pass one or more files (--data FILE)")
+    out = Path(out_dir) if out_dir else Path(model).parent / f"eval-{Path(str(data_list[0])).name.split('.')[0]}"
+    _writable_report_dir(out)
     clf = Classifier.from_dir(model)
     labels = clf.labels
-    data_list = [data] if isinstance(data, (str, Path)) else list(data)
-    articles = load_articles([str(d) for d in data_list], field_map=field_map)
+    articles = load_articles([str(d) for d in data_list], field_map=field_map, format=format)
     if "label" not in articles.column_names or any(lab is None for lab in articles["label"]):
         missing = (
             len(articles) if "label" not in articles.column_names else sum(lab is None for lab in articles["label"])
@@ -83,27 +108,24 @@ def evaluate_model(
     refs = list(articles["label"])
     pairs = list(zip(articles["title"], articles["text"]))
     probs = clf.probabilities(pairs, batch_size=batch_size)
-    preds = [labels[i] for i in probs.argmax(1)]
-    ref_ids = np.array([labels.index(r) for r in refs])
+    scored = score(probs, refs, labels, threshold=clf.abstain_threshold, ids=articles["id"], titles=articles["title"])
+    preds = scored["predictions"]
     metrics: dict[str, Any] = {
         "model": str(model),
         "data": [str(d) for d in data_list],
         "articles": len(articles),
-        "model_metrics": compute_metrics(refs, preds, labels),
-        "ece": float(expected_calibration_error(probs, ref_ids)),
-    }
-    answered = probs.max(1) >= clf.abstain_threshold
-    metrics["abstain"] = {
-        "threshold": clf.abstain_threshold,
-        "coverage": float(answered.mean()),
-        "accuracy_answered": float((probs.argmax(1) == ref_ids)[answered].mean()) if answered.any() else None,
+        "model_metrics": scored["metrics"],
+        "ece": scored["ece"],
+        "abstain": scored["abstain"],
     }
     baseline_metrics = None
     if baseline:
+        from newsclf import artifact
         from newsclf.baseline import TfidfBaseline
 
-        train = training_split(clf.meta)
-        base = TfidfBaseline(labels, seed=int(clf.meta.get("config", {}).get("seed", 0)))
+        meta = artifact.read_meta(model)
+        train = training_split(model, meta)
+        base = TfidfBaseline(labels, seed=int(meta.config.get("seed", 0)))
         base.fit([f"{t}\n{x}" for t, x in zip(train["title"], train["text"])], list(train["label"]))
         base_preds = base.predict([f"{t}\n{x}" for t, x in pairs])
         baseline_metrics = compute_metrics(refs, base_preds, labels)
@@ -117,22 +139,10 @@ def evaluate_model(
         )
         metrics["gap_macro_f1_interval_points"] = {**ci, "low": round(low, 2), "high": round(high, 2)}
 
-    out = Path(out_dir) if out_dir else Path(model).parent / f"eval-{Path(str(data_list[0])).name.split('.')[0]}"
-    out.mkdir(parents=True, exist_ok=True)
-    errors = [
-        {
-            "id": articles[i]["id"], "title": articles[i]["title"], "label": refs[i], "predicted": preds[i],
-            "score": round(float(probs[i].max()), 4),
-            "scores": {lab: round(float(p), 4) for lab, p in zip(labels, probs[i])},
-        }
-        for i in np.argsort(-probs.max(1))
-        if preds[i] != refs[i]
-    ]
+    errors = scored["errors"]
     metrics["errors"] = len(errors)
-    confusion = confusion_matrix_text(refs, preds, labels)
-    plot_confusion_matrix(refs, preds, labels, out / "confusion_matrix.png", title=f"{Path(model).parent.name} on {out.name}")
-    reliability_diagram(probs, ref_ids, out / "reliability.png", title="reliability (calibrated scores)")
-    (out / "confusion_matrix.txt").write_text(confusion + "\n", encoding="utf-8")
+    images = write_figures(out, probs, refs, preds, labels, title=f"{Path(model).parent.name} on {out.name}")
+    confusion = (out / "confusion_matrix.txt").read_text(encoding="utf-8").rstrip("\n")
     write_json(out / "errors.json", errors)
     write_json(out / "eval.json", metrics)
     write_markdown_report(
@@ -145,7 +155,7 @@ def evaluate_model(
         extra={"ECE": round(metrics["ece"], 4), "abstain threshold": clf.abstain_threshold,
                "coverage at threshold": round(metrics["abstain"]["coverage"], 3), "articles": len(articles),
                **_interval_line(metrics)},
-        images={"confusion matrix": "confusion_matrix.png", "reliability": "reliability.png"},
+        images=images,
     )
     metrics["out_dir"] = str(out)
     return metrics

@@ -7,7 +7,6 @@ built by :func:`newsclf.inputs.encode_article`, the same function training used.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
@@ -19,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from newsclf.artifact import META_FILE  # noqa: E402,F401  (re-exported: older code imports it from here)
 from newsclf.inputs import encode_article, pool_chunk_logits
 
-META_FILE = "newsclf.json"
 DEFAULT_MODEL_DIR = Path("runs") / "default" / "model"
 Item = str | dict
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
@@ -214,34 +213,20 @@ class Classifier:
 
     @classmethod
     def from_dir(cls, path: str | Path, precision: str = "auto") -> Classifier:
-        """Load a model folder written by ``python scripts/train.py``.
+        """Load a model folder written by ``newsclf train`` (checked by :mod:`newsclf.artifact`).
 
         ``precision``: ``fp32``; ``bf16`` (bf16 weights, packed oneDNN linears and blocked CPU attention:
         3.4-3.9x our fp32 path on CPUs with AVX-512 BF16, predictions within a measured tolerance, see
-        ``scripts/bench.py predict``);
+        ``newsclf bench predict``);
         ``int8`` (dynamic quantisation of the linear layers); ``auto`` = bf16 where the CPU supports it, else
         fp32.
         """
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from newsclf import artifact
 
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(
-                f"no model folder at {path}; train one with `python scripts/train.py` or pass model=<folder>"
-            )
-        meta_path = path / META_FILE
-        if not meta_path.exists():
-            raise ValueError(
-                f"{path} has no {META_FILE}: it is not a newsclf model folder (newsclf needs its metadata: "
-                "labels, input mode, calibration); train with `python scripts/train.py`"
-            )
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{meta_path} is not valid JSON ({err}); re-train or restore the file") from err
-        model = AutoModelForSequenceClassification.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        return cls(model, tokenizer, meta, path, precision=precision)
+        if precision not in PRECISIONS:  # before the (slow) load
+            raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        model, tokenizer, meta = artifact.load(path)
+        return cls(model, tokenizer, meta.to_dict(), Path(path), precision=precision)
 
     # -- core -------------------------------------------------------------------------------------
     def encode(self, title: str, text: str) -> list[list[int]]:

@@ -12,13 +12,13 @@ import logging
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from newsclf import __version__
 from newsclf.config import Config, load_config
 
 log = logging.getLogger(__name__)
@@ -71,17 +71,6 @@ def class_weights(labels: list[str], label_list: list[str]) -> np.ndarray:
     return weights
 
 
-def _atomic_replace_dir(tmp: Path, final: Path) -> None:
-    old = final.with_name(final.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    if old.exists():
-        shutil.rmtree(old)
-
-
 def _check_writable(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +93,7 @@ def prepare_data(config: Config) -> Any:
         if not Path(config.dataset_dir).exists():
             raise FileNotFoundError(
                 f"dataset_dir {config.dataset_dir} does not exist; build it with "
-                "`python scripts/build_dataset.py --config ...` or remove dataset_dir to build on the fly"
+                "`newsclf build-dataset --config ...` or remove dataset_dir to build on the fly"
             )
         dsd = load_from_disk(config.dataset_dir)
     else:
@@ -120,11 +109,73 @@ def prepare_data(config: Config) -> Any:
     return dsd
 
 
-def train(config: Config | str | Path | None = None, *, resume: bool = False) -> Path:
+CHECKPOINT_CONFIG = "newsclf-config.json"
+# Settings that do not change what is trained: a resume may differ in them.
+_RESUME_FREE_KEYS = {"num_threads"}
+
+
+def check_resume_config(ckpt_dir: Path, config: Config, *, force: bool = False) -> None:
+    """Refuse to resume checkpoints written under other settings (or say so and go on with ``force``)."""
+    saved_path = ckpt_dir / CHECKPOINT_CONFIG
+    if not saved_path.exists():
+        log.warning("%s has no %s (written by an older newsclf); cannot check the settings match", ckpt_dir,
+                    CHECKPOINT_CONFIG)
+        return
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    now = json.loads(json.dumps(config.to_dict()))  # the same JSON round trip the saved copy went through
+    diffs = [
+        f"{key}: checkpoint {saved.get(key)!r}, now {now.get(key)!r}"
+        for key in sorted(set(saved) | set(now))
+        if key not in _RESUME_FREE_KEYS and saved.get(key) != now.get(key)
+    ]
+    if not diffs:
+        return
+    message = (
+        f"--resume: the checkpoints in {ckpt_dir} were written with other settings ({'; '.join(diffs)}). Resume "
+        "with the same config and overrides, start afresh without --resume (or with another --name), or pass "
+        "--force to continue with the new settings anyway"
+    )
+    if not force:
+        raise ValueError(message)
+    log.warning("resuming with changed settings (--force): %s", "; ".join(diffs))
+
+
+def _concise_progress() -> Any:
+    from transformers.trainer_callback import ProgressCallback
+
+    class ConciseProgress(ProgressCallback):
+        """The Trainer's progress bar, printing one readable line per evaluation instead of raw log dicts."""
+
+        best = None
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            if not state.is_world_process_zero or not logs:
+                return
+            line = None
+            if "eval_macro_f1" in logs:
+                f1 = logs["eval_macro_f1"]
+                self.best = f1 if self.best is None else max(self.best, f1)
+                line = (f"step {state.global_step}/{state.max_steps} (epoch {state.epoch:.2f}): validation "
+                        f"macro-F1 {f1:.4f}, accuracy {logs.get('eval_accuracy', float('nan')):.4f}, loss "
+                        f"{logs.get('eval_loss', float('nan')):.4f}; best so far {self.best:.4f}")
+            elif "train_runtime" in logs:
+                line = (f"training done: {state.global_step} steps in {logs['train_runtime']:.0f} s, mean loss "
+                        f"{logs.get('train_loss', float('nan')):.4f}")
+            if line:
+                (self.training_bar.write if self.training_bar is not None else print)(line)
+
+    return ConciseProgress
+
+
+def train(
+    config: Config | str | Path | None = None, *, resume: bool = False, force: bool = False, progress: bool = True
+) -> Path:
     """Build the data, fine-tune, calibrate, evaluate and save; returns the model folder.
 
-    ``config`` is a :class:`Config`, a YAML path, or ``None`` for ``configs/default.yaml``. With
-    ``resume=True`` training continues from the last checkpoint in ``runs/<name>/checkpoints``.
+    ``config`` is a :class:`Config`, a YAML path or shipped name, or ``None`` for the shipped default. With
+    ``resume=True`` training continues from the last checkpoint in ``<output_dir>/<name>/checkpoints``,
+    after checking it was written with the same settings (``force=True`` continues despite differences).
+    ``progress=False`` hides progress bars and per-evaluation lines.
     """
     import torch
     from transformers import (
@@ -148,110 +199,17 @@ def train(config: Config | str | Path | None = None, *, resume: bool = False) ->
     ckpt_dir = run_dir / "checkpoints"
     if resume and not any(ckpt_dir.glob("checkpoint-*")):
         raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}; start without --resume")
+    if resume:
+        check_resume_config(ckpt_dir, config, force=force)
+    else:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (ckpt_dir / CHECKPOINT_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2),
+                                                  encoding="utf-8")
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     hf_logging.set_verbosity_error()  # the load report lists the (intended) fresh head weights as MISSING
     started = time.time()
-
-    dsd = prepare_data(config)
-    labels = config.labels
-    label2id = {lab: i for i, lab in enumerate(labels)}
-    backbone = resolve(config.backbone, vocab=config.vocab, texts=list(dsd["train"]["title"]) + list(dsd["train"]["text"]))
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
-    model = build_model(backbone, labels, pooling=config.pooling, seed=config.seed)
-    if config.freeze_embeddings:
-        model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
-
-    train_tok = _tokenize_split(dsd["train"], tokenizer, config, label2id)
-    has_val = len(dsd["validation"]) > 0
-    val_tok = _tokenize_split(dsd["validation"], tokenizer, config, label2id) if has_val else None
-    val_owner = np.array(val_tok["owner"]) if has_val else None
-    n_val = len(dsd["validation"])
-    train_tok = train_tok.remove_columns(["owner"])
-    if has_val:
-        val_tok = val_tok.remove_columns(["owner", "length"])
-
-    def metrics_fn(eval_pred: Any) -> dict[str, float]:
-        from newsclf.inputs import pool_chunk_logits
-
-        logits = pool_chunk_logits(eval_pred.predictions, val_owner.tolist(), n_val)
-        refs = [label2id[lab] for lab in dsd["validation"]["label"]]
-        m = compute_metrics(refs, logits.argmax(1).tolist(), labels)
-        return {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
-
-    weights = torch.tensor(
-        class_weights(list(dsd["train"]["label"]), labels) if config.class_weights else np.ones(len(labels)),
-        dtype=torch.float32,
-    )
-
-    def loss_fn(outputs: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
-        return torch.nn.functional.cross_entropy(outputs.logits.float(), targets, weight=weights)
-
-    head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(("classifier", "bert.pooler"))]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("classifier", "bert.pooler"))]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": body, "lr": config.learning_rate, "weight_decay": config.weight_decay},
-            {"params": head, "lr": config.head_learning_rate, "weight_decay": 0.0},
-        ],
-        # The fused kernel updates all parameters in one pass: on 2 CPU cores it cuts the optimizer
-        # step from ~0.9 s to ~0.2 s per batch for e5-small (measured with scripts/bench.py train).
-        fused=True,
-    )
-    strategy = "steps" if config.eval_steps else "epoch"
-    args = TrainingArguments(
-        output_dir=str(ckpt_dir),
-        seed=config.seed,
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.eval_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_ratio,
-        lr_scheduler_type="linear",
-        eval_strategy=strategy if has_val else "no",
-        save_strategy=strategy,
-        eval_steps=config.eval_steps,
-        save_steps=config.eval_steps,
-        save_total_limit=2,
-        load_best_model_at_end=has_val,
-        metric_for_best_model="macro_f1" if has_val else None,
-        greater_is_better=True,
-        train_sampling_strategy="group_by_length",
-        bf16=config.bf16,
-        use_cpu=not torch.cuda.is_available(),
-        logging_steps=10,
-        report_to="none",
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-    )
     interrupted = {"flag": False}
-
-    class StopOnSignal(TrainerCallback):
-        """Ctrl-C asks the Trainer to save a checkpoint and stop at the end of the current step."""
-
-        def on_step_end(self, _args: Any, state: Any, control: Any, **_: Any) -> Any:
-            if interrupted["flag"]:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    callbacks: list[Any] = [StopOnSignal()]
-    if has_val and config.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = _trainer_class()(
-        model=model,
-        args=args,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        train_dataset=train_tok,
-        eval_dataset=val_tok,
-        processing_class=tokenizer,
-        compute_loss_func=loss_fn,
-        compute_metrics=metrics_fn if has_val else None,
-        callbacks=callbacks,
-        optimizers=(optimizer, None),
-    )
 
     def on_sigint(_signum: int, _frame: Any) -> None:
         if interrupted["flag"]:
@@ -259,15 +217,124 @@ def train(config: Config | str | Path | None = None, *, resume: bool = False) ->
         interrupted["flag"] = True
         print("\nCtrl-C: saving a checkpoint at the end of this step (Ctrl-C again to abort now)...", flush=True)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    # Installed before the data is built: a Ctrl-C at any point stops at the end of the next step, with a
+    # checkpoint, rather than with a traceback.
+    main_thread = threading.current_thread() is threading.main_thread()  # signals can only be set there
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
+        dsd = prepare_data(config)
+        labels = config.labels
+        label2id = {lab: i for i, lab in enumerate(labels)}
+        backbone = resolve(config.backbone, vocab=config.vocab, texts=list(dsd["train"]["title"]) + list(dsd["train"]["text"]))
+        tokenizer = AutoTokenizer.from_pretrained(backbone)
+        model = build_model(backbone, labels, pooling=config.pooling, seed=config.seed)
+        if config.freeze_embeddings:
+            model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+
+        train_tok = _tokenize_split(dsd["train"], tokenizer, config, label2id)
+        has_val = len(dsd["validation"]) > 0
+        val_tok = _tokenize_split(dsd["validation"], tokenizer, config, label2id) if has_val else None
+        val_owner = np.array(val_tok["owner"]) if has_val else None
+        n_val = len(dsd["validation"])
+        train_tok = train_tok.remove_columns(["owner"])
+        if has_val:
+            val_tok = val_tok.remove_columns(["owner", "length"])
+
+        def metrics_fn(eval_pred: Any) -> dict[str, float]:
+            from newsclf.inputs import pool_chunk_logits
+
+            logits = pool_chunk_logits(eval_pred.predictions, val_owner.tolist(), n_val)
+            refs = [label2id[lab] for lab in dsd["validation"]["label"]]
+            m = compute_metrics(refs, logits.argmax(1).tolist(), labels)
+            return {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
+
+        weights = torch.tensor(
+            class_weights(list(dsd["train"]["label"]), labels) if config.class_weights else np.ones(len(labels)),
+            dtype=torch.float32,
+        )
+
+        def loss_fn(outputs: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
+            return torch.nn.functional.cross_entropy(outputs.logits.float(), targets, weight=weights)
+
+        head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(("classifier", "bert.pooler"))]
+        body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("classifier", "bert.pooler"))]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": body, "lr": config.learning_rate, "weight_decay": config.weight_decay},
+                {"params": head, "lr": config.head_learning_rate, "weight_decay": 0.0},
+            ],
+            # The fused kernel updates all parameters in one pass: on 2 CPU cores it cuts the optimizer
+            # step from ~0.9 s to ~0.2 s per batch for e5-small (measured with scripts/bench.py train).
+            fused=True,
+        )
+        strategy = "steps" if config.eval_steps else "epoch"
+        args = TrainingArguments(
+            output_dir=str(ckpt_dir),
+            seed=config.seed,
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.eval_batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            warmup_steps=config.warmup_ratio,
+            lr_scheduler_type="linear",
+            eval_strategy=strategy if has_val else "no",
+            save_strategy=strategy,
+            eval_steps=config.eval_steps,
+            save_steps=config.eval_steps,
+            save_total_limit=2,
+            load_best_model_at_end=has_val,
+            metric_for_best_model="macro_f1" if has_val else None,
+            greater_is_better=True,
+            train_sampling_strategy="group_by_length",
+            bf16=config.bf16,
+            use_cpu=not torch.cuda.is_available(),
+            logging_steps=10,
+            report_to="none",
+            dataloader_num_workers=0,
+            disable_tqdm=not progress,
+        )
+
+        class StopOnSignal(TrainerCallback):
+            """Ctrl-C asks the Trainer to save a checkpoint and stop at the end of the current step."""
+
+            def on_step_end(self, _args: Any, state: Any, control: Any, **_: Any) -> Any:
+                if interrupted["flag"]:
+                    control.should_save = True
+                    control.should_training_stop = True
+                return control
+
+        callbacks: list[Any] = [StopOnSignal()]
+        if has_val and config.early_stopping_patience > 0:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+        trainer = _trainer_class()(
+            model=model,
+            args=args,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            train_dataset=train_tok,
+            eval_dataset=val_tok,
+            processing_class=tokenizer,
+            compute_loss_func=loss_fn,
+            compute_metrics=metrics_fn if has_val else None,
+            callbacks=callbacks,
+            optimizers=(optimizer, None),
+        )
+        if progress:
+            from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+            trainer.remove_callback(ProgressCallback)
+            trainer.remove_callback(PrinterCallback)
+            trainer.add_callback(_concise_progress())
+
         trainer.train(resume_from_checkpoint=True if resume else None)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     if interrupted["flag"]:
         raise TrainingInterrupted(
-            f"training interrupted; a checkpoint is in {ckpt_dir}. Resume with `python scripts/train.py "
-            f"--config <same config> --resume`. No model was written."
+            f"training interrupted; a checkpoint is in {ckpt_dir}. Resume with `newsclf train "
+            f"--config <same config and overrides> --resume`. No model was written."
         )
     model = trainer.model
     freeze_mean_pool_layer(model)
@@ -287,86 +354,75 @@ def finalise(
     split_counts: dict[str, Any],
     log_history: list[dict[str, Any]],
 ) -> Path:
-    """Calibrate on validation, evaluate on validation and test, and write the model folder atomically."""
+    """Calibrate on validation, score validation and test, and write the run's model and dataset folders."""
+    from newsclf import artifact
     from newsclf.calibration import AbstainThreshold, choose_abstain_threshold, fit_temperature, softmax
-    from newsclf.metrics import compute_metrics
     from newsclf.model_card import write_model_card
-    from newsclf.predict import META_FILE, Classifier
-    from newsclf.report import confusion_matrix_text, plot_confusion_matrix, write_json
+    from newsclf.predict import Classifier
+    from newsclf.scoring import score, write_figures
 
     model = model.float().eval()
     labels = config.labels
-    meta: dict[str, Any] = {
-        "newsclf_version": __version__,
-        "labels": labels,
-        "input_mode": config.input_mode,
-        "max_length": config.max_length,
-        "max_chunks": config.max_chunks,
-        "pooling": config.pooling,
-        "backbone": config.backbone,
-        "vocab": config.vocab,
-        "temperature": 1.0,
-        "abstain_threshold": 0.0,
-        "train_fingerprint": fingerprint,
-        "dataset_dir": str(config.run_dir() / "dataset"),
-        "config": config.to_dict(),
-    }
-    clf = Classifier(model, tokenizer, meta)
+    meta = artifact.ModelMeta(
+        labels=labels, input_mode=config.input_mode, max_length=config.max_length, max_chunks=config.max_chunks,
+        pooling=config.pooling, backbone=config.backbone, vocab=config.vocab, train_fingerprint=fingerprint,
+        dataset_dir="../dataset", config=config.to_dict(),
+    )
+    clf = Classifier(model, tokenizer, meta.to_dict())
     split_logits = {
         name: clf.logits(list(zip(dsd[name]["title"], dsd[name]["text"]))) for name in ("validation", "test") if len(dsd[name])
     }
     if "validation" in split_logits:
         refs = np.array([labels.index(lab) for lab in dsd["validation"]["label"]])
-        meta["temperature"] = fit_temperature(split_logits["validation"], refs)
-        val_probs = softmax(split_logits["validation"], meta["temperature"])
+        meta.temperature = fit_temperature(split_logits["validation"], refs)
+        val_probs = softmax(split_logits["validation"], meta.temperature)
         if config.abstain_threshold is not None:  # the config's threshold wins; still measured on validation
             abstain, source = AbstainThreshold.measure(val_probs, refs, config.abstain_threshold), "config"
         else:
             abstain, source = choose_abstain_threshold(val_probs, refs), "validation"
-        meta["abstain_threshold"] = abstain.threshold
-        meta["abstain"] = {"source": source, **abstain.summary()}
+        meta.abstain_threshold = abstain.threshold
+        meta.abstain = {"source": source, **abstain.summary()}
     metrics: dict[str, Any] = {"train_seconds": round(train_seconds, 1), "train_articles": len(dsd["train"])}
     predictions: list[dict[str, Any]] = []
+    figures: dict[str, Any] = {}
+    for name, logits in split_logits.items():
+        probs = softmax(logits, meta.temperature)
+        split = dsd[name]
+        scored = score(probs, split["label"], labels, threshold=meta.abstain_threshold, ids=split["id"],
+                       titles=split["title"])
+        metrics[name] = {**scored["metrics"], "ece": scored["ece"], "abstain": scored["abstain"]}
+        if name == "test" or "test" not in split_logits:
+            shown = (probs, list(split["label"]), scored["predictions"], f"{config.name}: {name} split")
+            # Called with the file's path inside the temporary model folder; writes confusion_matrix.txt beside it.
+            figures["confusion_matrix.png"] = lambda target, a=shown: write_figures(
+                target.parent, a[0], a[1], a[2], labels, title=a[3], reliability=False
+            )
+        for row_id, title, label, pred, p in zip(split["id"], split["title"], split["label"], scored["predictions"], probs):
+            predictions.append(
+                {"split": name, "id": row_id, "title": title, "label": label, "predicted": pred,
+                 "score": round(float(p.max()), 4)}
+            )
+    meta.metrics = metrics
     run_dir = config.run_dir()
-    tmp = Path(tempfile.mkdtemp(prefix=".model-tmp-", dir=run_dir))
+    model_dir = run_dir / "model"
+    # The dataset first: a model folder always points at splits that exist.
+    dataset_tmp = Path(tempfile.mkdtemp(prefix=".dataset-tmp-", dir=run_dir))
     try:
-        for name, logits in split_logits.items():
-            probs = softmax(logits, meta["temperature"])
-            refs = [labels.index(lab) for lab in dsd[name]["label"]]
-            preds = probs.argmax(1).tolist()
-            metrics[name] = compute_metrics(refs, preds, labels)
-            if name == "test" or "test" not in split_logits:
-                text = confusion_matrix_text([labels[i] for i in refs], [labels[i] for i in preds], labels)
-                (tmp / "confusion_matrix.txt").write_text(text + "\n", encoding="utf-8")
-                plot_confusion_matrix(
-                    [labels[i] for i in refs], [labels[i] for i in preds], labels, tmp / "confusion_matrix.png",
-                    title=f"{config.name}: {name} split",
-                )
-            for row, p in zip(dsd[name], probs):
-                predictions.append(
-                    {
-                        "split": name, "id": row["id"], "title": row["title"], "label": row["label"],
-                        "predicted": labels[int(p.argmax())], "score": round(float(p.max()), 4),
-                    }
-                )
-        meta["metrics"] = metrics
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / META_FILE, meta)
-        write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / "splits.json", split_counts)
-        write_json(tmp / "log_history.json", log_history)
-        with open(tmp / "predictions.jsonl", "w", encoding="utf-8") as f:
-            for p in predictions:
-                f.write(json.dumps(p, ensure_ascii=False) + "\n")
-        write_model_card(tmp / "README.md", config, meta, split_counts)
-        dataset_tmp = tmp / "dataset"
-        dsd.save_to_disk(str(dataset_tmp))
-        _atomic_replace_dir(dataset_tmp, run_dir / "dataset")
-        model_dir = run_dir / "model"
-        _atomic_replace_dir(tmp, model_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        dsd.save_to_disk(str(dataset_tmp / "dataset"))
+        artifact.make_readable(dataset_tmp)
+        artifact.replace_dir(dataset_tmp / "dataset", run_dir / "dataset")
+    finally:
+        shutil.rmtree(dataset_tmp, ignore_errors=True)
+    artifact.save(
+        model_dir, model, tokenizer, meta,
+        files={
+            "metrics.json": metrics,
+            "splits.json": split_counts,
+            "log_history.json": log_history,
+            "predictions.jsonl": "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions),
+            "README.md": lambda target: write_model_card(target, config, meta.to_dict(), split_counts),
+            **figures,
+        },
+    )
     log.info("saved %s", model_dir)
     return model_dir

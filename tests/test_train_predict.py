@@ -84,7 +84,7 @@ def test_predict_contract(trained):
 
 
 def test_predict_abstains_below_threshold(trained):
-    res = predict("博物馆举办文物展\n展出青铜器。", model=trained, threshold=1.01)
+    res = predict("博物馆举办文物展\n展出青铜器。", model=trained, threshold=1.0)
     assert res["abstained"] and res["label"] == "other"
 
 
@@ -187,7 +187,11 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path, toy_dataset_dir, tiny_ba
     ckpts = tmp_path / "tiny" / "checkpoints"
 
     def interrupt() -> None:
-        time.sleep(2.0)
+        # Once the run has written its settings it is past the imports and about to install its handler.
+        deadline = time.time() + 120
+        while not (ckpts / "newsclf-config.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
@@ -197,9 +201,20 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path, toy_dataset_dir, tiny_ba
     assert saved, "a checkpoint must be written on Ctrl-C"
     assert not (tmp_path / "tiny" / "model").exists()
     step = int(saved[-1].name.split("-")[1])
-    resumed = train(tiny_config(tmp_path, toy_dataset_dir, max_steps=step + 2, eval_steps=100_000), resume=True)
+    # A shorter max_steps than the interrupted run: a deliberate change of settings, hence force=True.
+    resumed = train(tiny_config(tmp_path, toy_dataset_dir, max_steps=step + 2, eval_steps=100_000), resume=True, force=True)
     state = json.loads((resumed / "log_history.json").read_text())
     assert state[-1]["step"] == step + 2
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, toy_dataset_dir, tiny_backbone):
+    train(tiny_config(tmp_path, toy_dataset_dir, max_steps=2, eval_steps=2))
+    changed = tiny_config(tmp_path, toy_dataset_dir, max_steps=4, eval_steps=2, learning_rate=0.01)
+    with pytest.raises(ValueError, match=r"written with other settings \(learning_rate: checkpoint 0.001, now 0.01; "
+                                         r"max_steps: checkpoint 2, now 4\).*--force"):
+        train(changed, resume=True)
+    resumed = train(changed, resume=True, force=True)
+    assert json.loads((resumed / "log_history.json").read_text())[-1]["step"] == 4
 
 
 def test_resume_without_checkpoint(tmp_path, toy_dataset_dir):
@@ -298,7 +313,7 @@ def test_tag_dataset_with_two_processes(trained, toy_rows):
 
 
 def test_bench_predict_compares_with_the_pipeline(trained):
-    from newsclf.bench import bench_predict
+    from benchmarks.bench_predict import bench_predict
 
     out = bench_predict(trained, n_articles=12, single=2, repeats=1)
     assert out["articles"] == 12 and out["pipeline_fp32_batch16"]["articles_per_s"] > 0
