@@ -253,3 +253,21 @@ def save(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def fingerprint(path: str | Path) -> str:
+    """A short id of the saved model at ``path``: its metadata, its weights' config and the weight file sizes.
+
+    ``newsclf.json`` changes with every training (metrics, temperature, data fingerprint), so this tells two
+    models apart without hashing hundreds of megabytes of weights.
+    """
+    import hashlib
+
+    path = Path(path)
+    h = hashlib.sha256()
+    for name in (META_FILE, "config.json"):
+        h.update((path / name).read_bytes())
+    for name in WEIGHT_FILES:
+        if (path / name).exists():
+            h.update(f"{name}:{(path / name).stat().st_size}".encode())
+    return h.hexdigest()[:16]

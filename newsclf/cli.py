@@ -1,7 +1,9 @@
-"""Command-line entry points: ``newsclf {train,evaluate,predict,split,build-dataset}``.
+"""The ``newsclf`` command: ``train``, ``evaluate``, ``predict``, ``split``, ``build-dataset``, ``label-report``, ``bench``.
 
 The scripts in ``scripts/`` are thin aliases of these subcommands, and each subcommand only parses
-arguments and calls a library function, so tests exercise the same code.
+arguments and calls a library function, so tests exercise the same code. Anything a user can cause (a
+missing file, a bad value, a broken model folder) ends as one ``error: …`` line and exit status 2;
+``--debug`` shows the traceback instead. Ctrl-C ends with a line saying what was kept and how to go on.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ from typing import Any
 
 from newsclf.config import parse_value
 
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ValueError):
+    """A command line that cannot be run as given."""
+
 
 def parse_overrides(extra: list[str]) -> dict[str, Any]:
     """``["--epochs", "2", "--name=x"]`` → ``{"epochs": 2, "name": "x"}`` (values read as YAML)."""
@@ -21,16 +30,27 @@ def parse_overrides(extra: list[str]) -> dict[str, Any]:
     while i < len(extra):
         arg = extra[i]
         if not arg.startswith("--") or arg == "--":
-            raise SystemExit(f"unexpected argument {arg!r}; overrides look like --key value or --key=value")
+            raise UsageError(f"unexpected argument {arg!r}; config overrides look like --key value or --key=value")
         key, eq, value = arg[2:].partition("=")
         if not eq:
             if i + 1 >= len(extra):
-                raise SystemExit(f"override --{key} needs a value, e.g. --{key} 3")
+                raise UsageError(f"override --{key} needs a value, e.g. --{key} 3")
             value = extra[i + 1]
             i += 1
-        out[key.replace("-", "_")] = parse_value(value)
+        out[key.replace("-", "_")] = parse_value(value, key)
         i += 1
     return out
+
+
+def _quiet_libraries() -> None:
+    """Silence the load/map progress bars and info logs of datasets and transformers (``--quiet``)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
 
 
 def _cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
@@ -39,10 +59,10 @@ def _cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
 
     config = load_config(args.config, parse_overrides(extra))
     try:
-        model_dir = train(config, resume=args.resume)
+        model_dir = train(config, resume=args.resume, force=args.force, progress=not args.quiet)
     except TrainingInterrupted as err:
-        print(err, file=sys.stderr)
-        return 130
+        print(f"interrupted: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"model saved to {model_dir}")
     return 0
 
@@ -58,27 +78,45 @@ def _cmd_build_dataset(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _field_map(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    value = parse_value(text, "field-map")
+    if not isinstance(value, dict):
+        raise UsageError(f"--field-map: expected a YAML mapping such as '{{text: body}}', found {text!r}")
+    return value
+
+
 def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     from newsclf.evaluation import evaluate_model
 
-    field_map = parse_value(args.field_map) if args.field_map else None
-    m = evaluate_model(args.model, args.data, out_dir=args.out, field_map=field_map, baseline=not args.no_baseline)
+    m = evaluate_model(args.model, args.data, out_dir=args.out, field_map=_field_map(args.field_map),
+                       baseline=not args.no_baseline, format=args.format)
     mm = m["model_metrics"]
     print(f"articles: {m['articles']}  accuracy: {mm['accuracy']:.4f}  macro-F1: {mm['macro_f1']:.4f}  ECE: {m['ece']:.4f}")
     if "baseline_metrics" in m:
         bm = m["baseline_metrics"]
+        ci = m["gap_macro_f1_interval_points"]
         print(f"baseline (jieba + TF-IDF + linear, same training data): accuracy {bm['accuracy']:.4f}  "
-              f"macro-F1 {bm['macro_f1']:.4f}  gap {m['gap_macro_f1_points']:+.2f} points")
+              f"macro-F1 {bm['macro_f1']:.4f}  gap {m['gap_macro_f1_points']:+.2f} points "
+              f"({ci['confidence']:.0%} interval {ci['low']:+.1f} to {ci['high']:+.1f})")
     print(f"report: {m['out_dir']}/report.md")
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
-    from newsclf.tagging import tag_file
+    from newsclf.tagging import TaggingInterrupted, tag_file
 
-    n = tag_file(args.inputs, args.out, model=args.model, resume=args.resume, progress=not args.quiet)
-    if args.out:
-        print(f"{n} articles tagged -> {args.out}", file=sys.stderr)
+    try:
+        report = tag_file(args.inputs, args.out, model=args.model, resume=args.resume, progress=not args.quiet,
+                          format=args.format, field_map=_field_map(args.field_map))
+    except TaggingInterrupted as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    where = f" -> {args.out}" if args.out else ""
+    errors = f", {report.errors} with an error field (unreadable or unclassifiable records)" if report.errors else ""
+    abstained = f", {report.abstained} abstained" if report.abstained else ""
+    print(f"{report.written} articles written{where}{errors}{abstained}", file=sys.stderr)
     return 0
 
 
@@ -86,75 +124,145 @@ def _cmd_split(args: argparse.Namespace, extra: list[str]) -> int:
     import json
 
     from newsclf.data.pages import split_page
+    from newsclf.io import read_text
 
     for path in args.pages:
-        text = sys.stdin.read() if path == "-" else _read_text(path)
-        for art in split_page(text):
+        try:
+            articles = split_page(read_text(path))
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        for art in articles:
             print(json.dumps(art.to_dict(), ensure_ascii=False))
     return 0
 
 
-def _read_text(path: str) -> str:
-    from pathlib import Path
+def _cmd_label_report(args: argparse.Namespace, extra: list[str]) -> int:
+    from newsclf.data.label_quality import run_label_report
 
+    return run_label_report(args.config, against=args.against, corpus=args.corpus, rules=args.rules,
+                            overrides=args.set, errors=args.errors)
+
+
+def _cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
+    import importlib
+
+    # The benchmarks live beside the package in a source checkout (benchmarks/), not in the wheel.
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}); convert it to UTF-8 first") from err
+        bench = importlib.import_module("benchmarks.cli")
+    except ImportError:
+        raise UsageError(
+            "newsclf bench runs from a source checkout: the benchmarks/ folder is not installed with the "
+            "package; run it from the repository root"
+        ) from None
+    return bench.run_from_args(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="newsclf", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from newsclf.config import config_help
+    from newsclf.io import FORMATS
 
-    p = sub.add_parser("train", help="fine-tune a section classifier (extra --key value pairs override the config)")
-    p.add_argument("--config", help="YAML config (default: configs/default.yaml; a bare name like 'tiny' works)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars or library load messages")
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser = argparse.ArgumentParser(prog="newsclf", description=__doc__.splitlines()[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+    model_help = "model folder (default: $NEWSCLF_MODEL or runs/default/model)"
+    format_help = f"input format instead of the file extension: {', '.join(FORMATS)}"
+
+    p = sub.add_parser(
+        "train", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="fine-tune a section classifier (extra --key value pairs override the config)",
+        description="Fine-tune a section classifier. Any config key can be overridden as --key value:\n\n"
+        + config_help(),
+    )
+    p.add_argument("--config", help="a shipped config (default, tiny, reference) or a YAML file (default: default)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of this run")
+    p.add_argument("--force", action="store_true", help="with --resume: continue even if settings changed")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("build-dataset", help="load, label, de-duplicate and split; save with save_to_disk")
-    p.add_argument("--config", help="YAML config (default: configs/default.yaml)")
+    p = sub.add_parser("build-dataset", parents=[common], help="load, label, de-duplicate and split; save to disk")
+    p.add_argument("--config", help="a shipped config name or a YAML file (default: default)")
     p.add_argument("--out", help="output folder (default: runs/<name>/dataset)")
     p.set_defaults(func=_cmd_build_dataset)
 
-    p = sub.add_parser("evaluate", help="score a saved model on labelled held-out articles, with the TF-IDF baseline")
-    p.add_argument("--model", default=None, help="model folder (default: $NEWSCLF_MODEL or runs/default/model)")
-    p.add_argument("--data", nargs="+", required=True, help="labelled articles: JSONL(.gz), CSV, Parquet or pages")
+    p = sub.add_parser("evaluate", parents=[common],
+                       help="score a saved model on labelled held-out articles, with the TF-IDF baseline")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--data", nargs="+", required=True, help="labelled articles: JSONL(.gz), JSON, CSV, Parquet or pages")
     p.add_argument("--out", help="report folder (default: <model>/../eval-<data name>)")
+    p.add_argument("--format", choices=FORMATS, help=format_help)
     p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body}'")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("predict", help="tag articles: JSONL(.gz), page/text files, or - for stdin; JSONL out")
-    p.add_argument("inputs", nargs="+", help="input files, or - for standard input")
-    p.add_argument("--model", default=None, help="model folder (default: $NEWSCLF_MODEL or runs/default/model)")
+    p = sub.add_parser("predict", parents=[common],
+                       help="tag articles from JSONL(.gz), JSON, CSV/TSV, Parquet, page or text files, or - (stdin, JSONL)")
+    p.add_argument("inputs", nargs="+", help="input files, or - for standard input (JSONL unless --format)")
+    p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--out", help="output JSONL (default: standard output); written atomically")
     p.add_argument("--resume", action="store_true", help="continue a stopped run from <out>.partial")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--format", choices=FORMATS, help=format_help)
+    p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body, title: headline}'")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("split", help="split newspaper page files into articles (JSONL on standard output)")
+    p = sub.add_parser("split", parents=[common], help="split newspaper page files into articles (JSONL on standard output)")
     p.add_argument("pages", nargs="+", help="page files (.md/.txt), or - for standard input")
     p.set_defaults(func=_cmd_split)
+
+    from newsclf.data.label_quality import add_label_report_arguments
+
+    p = sub.add_parser("label-report", parents=[common],
+                       help="evaluate the rules + lexicon labeller and count a corpus's labels")
+    add_label_report_arguments(p)
+    p.set_defaults(func=_cmd_label_report)
+
+    p = sub.add_parser("bench", parents=[common], help="benchmarks against plain Hugging Face (source checkout only)")
+    p.add_argument("what", choices=("backbone", "train", "predict"))
+    p.add_argument("--model", default="runs/default/model", help="saved model folder (predict)")
+    p.add_argument("--data", nargs="*", help="articles to run on (default: the embedded corpus)")
+    p.add_argument("--gold", help="labelled file: also report macro-F1 of each inference path (predict)")
+    p.add_argument("--n", type=int, default=None, help="number of articles")
+    p.add_argument("--out", help="JSON output (default: bench/<what>.json)")
+    p.set_defaults(func=_cmd_bench)
     return parser
+
+
+# Errors a user can cause; anything else is a bug and says so.
+_USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``newsclf`` command line; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command not in ("train", "build-dataset"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("newsclf").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    if args.quiet:
+        _quiet_libraries()
     if getattr(args, "model", "unset") is None:
         from newsclf.predict import default_model_path
 
         args.model = str(default_model_path())
     try:
         return args.func(args, extra)
-    except (ValueError, FileNotFoundError, OSError) as err:
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted (Ctrl-C); nothing more was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _USER_ERRORS as err:
+        if args.debug:
+            raise
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except Exception as err:  # a bug, not the user's doing: one line, and how to see more
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(err).__name__}: {err} (a newsclf bug; rerun with --debug for the "
+              "traceback and report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

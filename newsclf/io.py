@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["FORMATS", "Raw", "detect_format", "read_source", "source_stem"]
+__all__ = ["FORMATS", "Raw", "detect_format", "read_source", "read_text", "source_stem"]
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "page", "text")
 PAGE_SUFFIXES = (".md", ".txt")
@@ -124,6 +124,16 @@ def _decode(where: str, data: bytes, base_offset: int = 0) -> str:
 def _gzip_error(name: str, err: Exception, line: int | None = None) -> ValueError:
     at = f" after line {line} (the lines before it were read)" if line else ""
     return ValueError(f"{name}: broken or truncated gzip data{at} ({err}); re-create or re-download the file")
+
+
+def read_text(source: str | Path) -> str:
+    """The whole text of a file (or ``"-"``: standard input), strictly UTF-8; errors name the file."""
+    if str(source) == "-":
+        return _decode("stdin", sys.stdin.buffer.read()).lstrip("\ufeff")
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"input {path} does not exist" if not path.exists() else f"{path} is not a file")
+    return _read_all(path)
 
 
 def _read_all(path: Path) -> str:

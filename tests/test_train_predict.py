@@ -261,7 +261,8 @@ def test_evaluate_rejects_unlabelled_and_unknown_labels(trained, tmp_path, toy_r
         evaluate_model(trained, unl, out_dir=tmp_path / "e")
 
 
-def test_cli_predict_jsonl_and_resume(trained, toy_jsonl, tmp_path, capsys):
+def test_cli_predict_jsonl_and_resume(trained, toy_jsonl, tmp_path, capsys, monkeypatch):
+    import newsclf.tagging as tagging
     from newsclf.cli import main
 
     out = tmp_path / "tags.jsonl"
@@ -269,14 +270,51 @@ def test_cli_predict_jsonl_and_resume(trained, toy_jsonl, tmp_path, capsys):
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == [f"toy-{i:02d}" for i in range(20)]
     assert all(set(r) >= {"id", "label", "score"} for r in rows)
-    # Resume: a partial file holding the first 5 lines (and half a sixth) is completed, not redone.
+    assert "20 articles written" in capsys.readouterr().err
+    # Ctrl-C after the first batch of 5: one line says what was kept and how to go on.
+    real, calls = tagging._predict_batch, []
+
+    def interrupted_second_time(clf, batch):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(clf, batch)
+
+    monkeypatch.setattr(tagging, "BATCH", 5)
+    monkeypatch.setattr(tagging, "_predict_batch", interrupted_second_time)
+    out2 = tmp_path / "tags2.jsonl"
+    assert main(["predict", str(toy_jsonl), "--model", str(trained), "--out", str(out2), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 5 articles are in" in err and "--resume" in err and "Traceback" not in err
     partial = tmp_path / "tags2.jsonl.partial"
-    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
-    partial.write_text("".join(lines[:5]) + lines[5][:10], encoding="utf-8")
-    assert main(["predict", str(toy_jsonl), "--model", str(trained), "--out", str(tmp_path / "tags2.jsonl"),
-                 "--resume", "--quiet"]) == 0
-    assert (tmp_path / "tags2.jsonl").read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
-    assert not partial.exists()
+    # A crash mid-write leaves half a line: it is dropped and that article redone.
+    partial.write_text(partial.read_text(encoding="utf-8") + '{"id": "toy-0', encoding="utf-8")
+    monkeypatch.setattr(tagging, "_predict_batch", real)
+    assert main(["predict", str(toy_jsonl), "--model", str(trained), "--out", str(out2), "--resume", "--quiet"]) == 0
+    assert out2.read_text(encoding="utf-8") == out.read_text(encoding="utf-8")
+    assert not partial.exists() and not (tmp_path / "tags2.jsonl.partial.json").exists()
+
+
+def test_resume_refuses_a_partial_of_another_input(trained, toy_jsonl, tmp_path, capsys, monkeypatch):
+    import newsclf.tagging as tagging
+    from newsclf.cli import main
+
+    monkeypatch.setattr(tagging, "BATCH", 5)
+    real = tagging._predict_batch
+    monkeypatch.setattr(tagging, "_predict_batch", lambda clf, b: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if b[0]["id"] == "toy-05" else real(clf, b))
+    out = tmp_path / "tags.jsonl"
+    assert main(["predict", str(toy_jsonl), "--model", str(trained), "--out", str(out), "--quiet"]) == 130
+    other = tmp_path / "other.jsonl"
+    other.write_text(toy_jsonl.read_text(encoding="utf-8").replace("toy-", "new-"), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["predict", str(other), "--model", str(trained), "--out", str(out), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume: ") and "belongs to another run (the input files differ" in err
+    # A partial file with no record of its run is refused too, not trusted.
+    (tmp_path / "tags.jsonl.partial.json").unlink()
+    assert main(["predict", str(toy_jsonl), "--model", str(trained), "--out", str(out), "--resume", "--quiet"]) == 2
+    assert "has no record of the inputs and model" in capsys.readouterr().err
 
 
 def test_cli_predict_keeps_bad_lines_as_errors(trained, tmp_path):
@@ -285,9 +323,12 @@ def test_cli_predict_keeps_bad_lines_as_errors(trained, tmp_path):
     src = tmp_path / "mixed.jsonl"
     src.write_text('{"id": "a", "title": "博物馆", "text": "文物展"}\nnot json\n{"id": "c", "text": "  "}\n', encoding="utf-8")
     out = tmp_path / "o.jsonl"
-    assert tag_file([str(src)], str(out), model=trained, progress=False) == 3
+    report = tag_file([str(src)], str(out), model=trained, progress=False)
+    assert (report.written, report.errors) == (3, 2)
     rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
-    assert "label" in rows[0] and "not valid JSON" in rows[1]["error"] and "empty" in rows[2]["error"]
+    assert "label" in rows[0]
+    assert rows[1]["error"].startswith("mixed.jsonl, line 2: malformed JSON")
+    assert rows[2]["error"].startswith("mixed.jsonl, line 3: ") and "empty" in rows[2]["error"]
 
 
 def test_cli_split_and_unknown_model(tmp_path, capsys):
