@@ -247,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
         args.model = str(default_model_path())
     try:
         return args.func(args, extra)
+    except BrokenPipeError:
+        # The reader went away (`newsclf split page.md | head`): stop quietly, as Python's docs advise, and
+        # keep the interpreter's final flush from raising again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -73,9 +73,16 @@ def iter_articles(
 ) -> Iterator[dict[str, Any]]:
     """Articles of one input (``-`` = standard input) as ``{"id", "title", "text"}`` or ``{"id", "error"}``."""
     name = "stdin" if path == "-" else source_stem(path)
+    fm = dict(field_map or {})
+
+    def names(spec: Any) -> list[str]:
+        return list(spec) if isinstance(spec, list) else [spec]
+
+    # A table needs a text (or at least a title) column, or every row would be an error line.
+    required = [("text", names(fm.get("text", "text")) + names(fm.get("title", "title")))]
     n = 0
-    for n, raw in enumerate(read_source(path, format=format), 1):
-        yield to_article(raw, dict(field_map or {}), f"{name}:{n}")
+    for n, raw in enumerate(read_source(path, format=format, required_columns=required), 1):
+        yield to_article(raw, fm, f"{name}:{n}")
 
 
 # Kept for older callers: the same reader under its previous name.
