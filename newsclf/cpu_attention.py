@@ -3,7 +3,7 @@
 Why: e5-small has 12 heads of only 32 dimensions. At 256 tokens and batch 16, PyTorch's CPU flash-attention
 kernel took 12.9 ms per layer in bf16 on our 2-core AVX-512 machines (a third of the whole forward pass),
 while plain batched matmuls and a softmax, run two sequences at a time so that their 256 x 256 score blocks
-stay in cache, took 7.5 ms (``scripts/bench.py predict`` measures the end-to-end effect). Larger blocks spill
+stay in cache, took 7.5 ms (``newsclf bench predict`` measures the end-to-end effect). Larger blocks spill
 to memory and are slower than the fused kernel (20.6 ms for all 16 at once): the block size is the point.
 
 It is registered with transformers' ``AttentionInterface`` under ``NAME`` (with a matching mask builder), so

@@ -4,7 +4,7 @@ Why: a stock ``nn.Linear`` hands oneDNN a plain weight matrix, which reorders it
 every call. Packing once at load time and calling the same primitive that ``torch.compile`` (inductor)
 emits for frozen models skips that reorder and lets the feed-forward block's GELU run inside the matmul.
 On our 2-core AVX-512 BF16 machines, at e5-small's shapes (16 x 256 tokens): 384->1536 + GELU 7.0 -> 5.5 ms,
-384->384 1.6 -> 1.25 ms, 1536->384 unchanged (``scripts/bench.py predict`` measures the end-to-end effect).
+384->384 1.6 -> 1.25 ms, 1536->384 unchanged (``newsclf bench predict`` measures the end-to-end effect).
 
 The ops are PyTorch's own (``torch.ops.mkldnn``), not a new kernel; where they are missing (a torch build
 without oneDNN, a CPU where oneDNN has no bf16) ``pack_linears`` leaves the model as it is and returns 0.

@@ -12,6 +12,16 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+def _abstain_note(abstain: dict[str, Any]) -> str:
+    """How the abstain threshold was chosen and what it kept on validation, if training recorded it."""
+    if not abstain.get("coverage"):
+        return ""
+    target = abstain.get("target_precision")
+    why = f"chosen for {target:.0%} precision" if target else "set in the config"
+    return (f" ({why}; on validation it answers {abstain['coverage']:.0%} of articles at "
+            f"{abstain.get('precision', float('nan')):.1%} precision)")
+
+
 def write_model_card(path: Path, config: Config, meta: dict[str, Any], splits: dict[str, Any]) -> None:
     """Intended use, data, metrics and limits of a trained model, in Markdown."""
     labels = meta["labels"]
@@ -39,7 +49,8 @@ def write_model_card(path: Path, config: Config, meta: dict[str, Any], splits: d
         f"- backbone: `{meta['backbone']}` (vocabulary: {meta['vocab']}), pooling: {meta['pooling']}",
         f"- input: `{meta['input_mode']}`, max length {meta['max_length']} tokens"
         + (f", up to {meta['max_chunks']} chunks" if meta["input_mode"] == "chunks" else ""),
-        f"- calibration temperature: {meta['temperature']:.3f}; abstain threshold: {meta['abstain_threshold']:.3f}",
+        f"- calibration temperature: {meta['temperature']:.3f}; abstain threshold: {meta['abstain_threshold']:.3f}"
+        + _abstain_note(meta.get("abstain") or {}),
         f"- training-data fingerprint: `{meta['train_fingerprint']}`",
         "",
         "## Data",
@@ -59,7 +70,7 @@ def write_model_card(path: Path, config: Config, meta: dict[str, Any], splits: d
         "",
         "Validation was also used for early stopping and calibration, so the test row is the unbiased one. "
         "Both come from the training corpus's own distribution; held-out evaluation on real articles from "
-        "another period (`python scripts/evaluate.py`) is the number to trust.",
+        "another period (`newsclf evaluate`) is the number to trust.",
         "",
         "## Limits",
         "- Labels in the training data come partly from rules and lexicons (see `label_source` in the "

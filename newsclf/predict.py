@@ -186,7 +186,7 @@ class Classifier:
         shortcut = has_mean_pool_layer(model)
         if precision == "bf16":
             # Weights stored in bf16 (not autocast): no per-call casts, half the memory traffic. Measured on
-            # our reference model: same labels as fp32 on the dev set (scripts/bench.py predict).
+            # our reference model: same labels as fp32 on the dev set (`newsclf bench predict`).
             model = model.to(dtype=torch.bfloat16)
             if hasattr(model, "set_attn_implementation"):
                 from newsclf import cpu_attention
@@ -335,7 +335,7 @@ _CACHE_LOCK = threading.Lock()
 
 
 def default_model_path() -> Path:
-    """``$NEWSCLF_MODEL`` if set, else the folder ``python scripts/train.py`` writes by default."""
+    """``$NEWSCLF_MODEL`` if set, else the folder ``newsclf train`` writes by default."""
     return Path(os.environ.get("NEWSCLF_MODEL") or DEFAULT_MODEL_DIR)
 
 
