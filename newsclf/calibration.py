@@ -123,10 +123,10 @@ def reliability_diagram(
 
     Top: per confidence bin, two half-width bars side by side, the bin's accuracy and its mean confidence
     (top probability), with the diagonal; a calibrated model has equal bars. Bottom: examples per bin.
-    The title carries the ECE. Drawn through :mod:`newsclf.report`'s figure setup (Agg canvas, no
+    The title carries the ECE. Drawn through :mod:`newsclf.plots`' figure setup (Agg canvas, no
     display, pyplot untouched, a CJK-capable font for Chinese titles).
     """
-    from newsclf.report import new_figure, save_figure
+    from newsclf.plots import new_figure, save_figure
 
     confidence, correct = _confidence_and_correct(probs, labels)
     counts, accuracy, mean_conf = _bin_stats(confidence, correct, n_bins)

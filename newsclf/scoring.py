@@ -82,7 +82,8 @@ def write_figures(
 ) -> dict[str, str]:
     """Write ``confusion_matrix.txt/.png`` (and ``reliability.png``) into ``out``; returns name → file."""
     from newsclf.calibration import reliability_diagram
-    from newsclf.report import confusion_matrix_text, plot_confusion_matrix
+    from newsclf.plots import plot_confusion_matrix
+    from newsclf.report import confusion_matrix_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -136,7 +136,7 @@ def _calibrated_per_bin(confidences, per_bin=20):
 
 
 def test_reliability_diagram_draws_accuracy_and_confidence_side_by_side(tmp_path, monkeypatch):
-    import newsclf.report as report
+    import newsclf.plots as report
 
     figures = []
     real_save = report.save_figure

@@ -9,9 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from newsclf import report
+from newsclf import plots
 from newsclf.metrics import compute_metrics
-from newsclf.report import confusion_matrix_text, plot_confusion_matrix, write_json, write_markdown_report
+from newsclf.plots import plot_confusion_matrix
+from newsclf.report import confusion_matrix_text, write_json, write_markdown_report
 
 LABELS = ["governance", "party_building", "safety", "culture", "other"]
 REFS = ["safety", "safety", "culture", "other", "governance", "party_building", "safety", "other"]
@@ -65,13 +66,13 @@ ZH_PREDS = ["时政", "安全", "安全", "党建", "时政"]
 
 def _plot_keeping_figure(monkeypatch, tmp_path, name="cm.png"):
     figures = []
-    real_save = report.save_figure
+    real_save = plots.save_figure
 
     def keep(fig, path):
         figures.append(fig)
         return real_save(fig, path)
 
-    monkeypatch.setattr(report, "save_figure", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     out = plot_confusion_matrix(ZH_REFS, ZH_PREDS, ZH_LABELS, tmp_path / name, title="模型在开发集上")
     return out, figures[0]
 
@@ -92,12 +93,12 @@ def test_chinese_labels_render_with_a_cjk_font(tmp_path, monkeypatch):
     from matplotlib.font_manager import findfont
     from matplotlib.text import Text
 
-    font = report.find_cjk_font()
+    font = plots.find_cjk_font()
     if font is None:
-        pytest.skip(f"no CJK font installed (apt-get install {report.CJK_FONT_PACKAGE})")
+        pytest.skip(f"no CJK font installed (apt-get install {plots.CJK_FONT_PACKAGE})")
     needed = {ord(ch) for ch in "".join(ZH_LABELS) + "模型在开发集上"}
     assert needed <= _cmap(font.fname, font.index)
-    assert report.find_cjk_font() is font  # looked up once per process
+    assert plots.find_cjk_font() is font  # looked up once per process
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a "Glyph ... missing" warning would fail here
@@ -111,17 +112,17 @@ def test_chinese_labels_render_with_a_cjk_font(tmp_path, monkeypatch):
 
 
 def test_no_cjk_font_still_draws_with_one_warning(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(report, "find_cjk_font", lambda: None)
-    monkeypatch.setattr(report, "_warned_no_cjk_font", False)
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, "newsclf.report"):
+    monkeypatch.setattr(plots, "find_cjk_font", lambda: None)
+    monkeypatch.setattr(plots, "_warned_no_cjk_font", False)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, "newsclf.plots"):
         warnings.simplefilter("always")
         first, _ = _plot_keeping_figure(monkeypatch, tmp_path, "a.png")
         second, _ = _plot_keeping_figure(monkeypatch, tmp_path, "b.png")
     assert first.read_bytes()[:8] == second.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ours = [r for r in caplog.records if r.name == "newsclf.report" and r.levelno == logging.WARNING]
+    ours = [r for r in caplog.records if r.name == "newsclf.plots" and r.levelno == logging.WARNING]
     assert len(ours) == 1 and "fonts-noto-cjk" in ours[0].getMessage()
     assert not [w for w in caught if "Glyph" in str(w.message)]
-    assert report.figure_fonts() == ["DejaVu Sans"]
+    assert plots.figure_fonts() == ["DejaVu Sans"]
 
 
 def test_write_json_converts_numpy_and_round_trips(tmp_path):
