@@ -1,10 +1,12 @@
 """Benchmarks of newsclf against plain Hugging Face, written as JSON.
 
 `backbone` (full vs restricted vocabulary), `train` (newsclf vs plain HF Trainer fine-tuning), `predict`
-(newsclf.predict vs transformers.pipeline). Example:
+(newsclf.predict vs transformers.pipeline), `serve` (`newsclf serve` under concurrent load vs in-process
+batches, then malformed requests). Example:
 
     python scripts/bench.py train --out bench/train.json
     python scripts/bench.py predict --model runs/default/model --gold ../shared/gold/dev.jsonl
+    python scripts/bench.py serve --model runs/default/model --clients 4 --requests 5 --malformed 40
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-WHAT = ("backbone", "train", "predict")
+WHAT = ("backbone", "train", "predict", "serve")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -32,11 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gold", help="labelled file: also report macro-F1 of each inference path (predict)")
     parser.add_argument("--n", type=int, default=None, help="number of articles")
     parser.add_argument("--out", help="JSON output (default: bench/<what>.json)")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (serve)")
+    parser.add_argument("--requests", type=int, default=50, help="requests per client, one article each (serve)")
+    parser.add_argument("--malformed", type=int, default=1000, help="malformed requests after the load (serve)")
 
 
 def run_benchmark(what: str, *, model: str = "runs/default/model", data: list[str] | None = None,
-                  gold: str | None = None, n: int | None = None) -> dict[str, Any]:
-    """Run one benchmark (``backbone``, ``train`` or ``predict``) and return its JSON-able result."""
+                  gold: str | None = None, n: int | None = None, **serve: int) -> dict[str, Any]:
+    """Run one benchmark (``backbone``, ``train``, ``predict`` or ``serve``) and return its JSON-able result.
+
+    ``serve`` takes ``clients``, ``requests`` and ``malformed`` (see ``benchmarks.bench_serve``).
+    """
     size = {"n_articles": n} if n else {}
     if what == "backbone":
         from benchmarks.bench_backbone import bench_backbone
@@ -50,12 +58,19 @@ def run_benchmark(what: str, *, model: str = "runs/default/model", data: list[st
         from benchmarks.bench_predict import bench_predict
 
         return bench_predict(model, data=data, gold=gold, **size)
+    if what == "serve":
+        from benchmarks.bench_serve import bench_serve
+
+        return bench_serve(model, data=data, **size, **serve)
     raise ValueError(f"unknown benchmark {what!r}; expected one of {', '.join(WHAT)}")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the benchmark parsed into ``args``, write its JSON (default ``bench/<what>.json``), print it."""
-    result = run_benchmark(args.what, model=args.model, data=args.data, gold=args.gold, n=args.n)
+    # `newsclf bench` builds its own parser: the serve knobs may be missing there (their defaults apply).
+    serve = {k: getattr(args, k) for k in ("clients", "requests", "malformed") if getattr(args, k, None) is not None}
+    extra = serve if args.what == "serve" else {}
+    result = run_benchmark(args.what, model=args.model, data=args.data, gold=args.gold, n=args.n, **extra)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     out = Path(args.out or f"bench/{args.what}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -157,6 +157,18 @@ def _cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
     return bench.run_from_args(args)
 
 
+def _cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
+    try:
+        from newsclf.serve import ServeSettings, serve
+    except ImportError as err:
+        raise UsageError(f"newsclf serve needs FastAPI and uvicorn ({err}); install them with "
+                         "pip install 'newsclf[serve]'") from None
+    settings = ServeSettings(batch_size=args.batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                             max_body_bytes=args.max_body_bytes, max_articles=args.max_articles,
+                             precision=args.precision)
+    return serve(args.model, host=args.host, port=args.port, settings=settings, quiet=args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from newsclf.config import config_help
     from newsclf.io import FORMATS
@@ -215,6 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="evaluate the rules + lexicon labeller and count a corpus's labels")
     add_label_report_arguments(p)
     p.set_defaults(func=_cmd_label_report)
+
+    p = sub.add_parser("serve", parents=[common], help="an HTTP JSON service: POST /predict, GET /health, /labels, /docs")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"), help="as newsclf.load")
+    p.add_argument("--batch-size", type=int, default=16, help="articles per forward pass (default: 16)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a request waits for others to fill a batch (default: 5)")
+    p.add_argument("--max-queue", type=int, default=2048,
+                   help="articles waiting for the model before requests get 429 (default: 2048)")
+    p.add_argument("--max-body-bytes", type=int, default=2_000_000, help="larger bodies get 413 (default: 2000000)")
+    p.add_argument("--max-articles", type=int, default=1000, help="more articles per request get 413 (default: 1000)")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("bench", parents=[common], help="benchmarks against plain Hugging Face (source checkout only)")
     p.add_argument("what", choices=("backbone", "train", "predict"))

@@ -1,0 +1,587 @@
+"""``newsclf serve``: label articles over HTTP (FastAPI + uvicorn), with micro-batching.
+
+The contract (what other tools are written against):
+
+- ``POST /predict`` with ``{"articles": [item, ...]}`` answers ``{"results": [result, ...]}`` in the same
+  order; ``{"article": item}`` answers ``{"result": result}``. An item and a result are exactly what
+  :func:`newsclf.predict.predict` takes and returns; the body may add ``top_k``, ``threshold`` and
+  ``explain`` (same meaning, same checks). An empty list answers ``{"results": []}``.
+- ``GET /health``: 200 ``{"status": "ok", ...}`` when the model is loaded, 503 ``{"status": "loading"}``
+  (with ``Retry-After``) before, 503 ``{"status": "failed"}`` if loading failed (the server then exits).
+- ``GET /labels``: the labels, the model's fingerprint (:func:`newsclf.artifact.fingerprint`) and its abstain
+  threshold. ``GET /docs`` and ``/openapi.json``: FastAPI's OpenAPI pages.
+- Errors are JSON ``{"detail": "..."}``: 400 malformed JSON or an empty body, 413 a body over
+  ``max_body_bytes`` or more than ``max_articles`` articles, 415 a content type other than JSON, 422 a body
+  ``predict`` would refuse (the detail is ``predict``'s own message, ``item 3: ...`` naming the item's index
+  in ``articles``), 429 the queue is full and 503 the model is not loaded yet (both with ``Retry-After``).
+  Nothing a client sends gives a 5xx.
+
+Micro-batching: requests wait in one queue; a single asyncio task gathers them into a batch of up to
+``batch_size`` articles (or what has arrived ``max_wait_ms`` after the oldest one), and one worker thread
+runs the batch through :meth:`Classifier.predict`, so torch is never called concurrently. A request's
+articles are never split across batches (a request larger than ``batch_size`` is a batch of its own). The
+requests of a batch are grouped by their options (``top_k``, ``threshold``, ``explain``): each group is one
+``Classifier.predict`` call, so a result is computed exactly as ``predict`` computes it; clients that use the
+same options (the usual case) share one forward pass. The queue holds at most ``max_queue`` articles; a
+request that would take it past that is refused with 429, except that a request is always let into an empty
+queue (so one larger than ``max_queue`` is not refused forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import math
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from newsclf import __version__
+from newsclf.artifact import fingerprint, read_meta
+from newsclf.predict import PRECISIONS, Classifier, check_predict_options, parse_item
+
+log = logging.getLogger("newsclf.serve")
+
+OPTION_KEYS = ("top_k", "threshold", "explain")
+BODY_KEYS = ("articles", "article", *OPTION_KEYS)
+# After a body passes max_body_bytes the rest is still read (and dropped) up to this many times the limit, so
+# the client is not reset mid-upload and can read the 413; beyond that the connection is simply closed.
+_DRAIN_FACTOR = 8
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The server's limits and batching knobs (``newsclf serve --help`` names them)."""
+
+    batch_size: int = 16  # articles gathered into one Classifier.predict call (also its forward batch size)
+    max_wait_ms: float = 5.0  # how long the oldest waiting request waits for others to fill a batch
+    max_queue: int = 2048  # articles waiting for the model before requests get 429
+    max_body_bytes: int = 2_000_000  # a larger body gets 413
+    max_articles: int = 1000  # more articles in one request get 413
+    precision: str = "auto"  # as newsclf.load
+    graceful_timeout_s: float = 30.0  # on SIGTERM/Ctrl-C, how long in-flight requests may take to finish
+
+    def __post_init__(self) -> None:
+        for key in ("batch_size", "max_queue", "max_body_bytes", "max_articles"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key.replace('_', '-')}: expected an integer >= 1, found {value!r}")
+        for key in ("max_wait_ms", "graceful_timeout_s"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{key.replace('_', '-')}: expected a number >= 0, found {value!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+
+
+class ApiError(Exception):
+    """A client-facing error: an HTTP status, a one-line detail and optional headers."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers or {}
+
+
+class _JSON(JSONResponse):
+    """Compact UTF-8 JSON; falls back to ``\\u`` escapes when a string holds a lone surrogate (an echoed key)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> _JSON:
+    return _JSON({"detail": detail}, status_code=status, headers=headers)
+
+
+# -- the queue and the model thread --------------------------------------------------------------
+@dataclass
+class _Job:
+    items: list[Any]
+    options: tuple[Any, Any, bool]  # top_k, threshold, explain
+    future: asyncio.Future
+    enqueued: float
+
+
+class Batcher:
+    """Loads the model in its worker thread, then gathers queued requests into batches run on that thread."""
+
+    def __init__(self, model_dir: Path, settings: ServeSettings, on_failure: Callable[[str], None] | None = None):
+        self.model_dir = model_dir
+        self.settings = settings
+        self.on_failure = on_failure
+        self.clf: Classifier | None = None
+        self.state = "loading"  # loading | ready | failed
+        self.error: str | None = None
+        self.pending: deque[_Job] = deque()
+        self.pending_articles = 0
+        self.running_articles = 0
+        self.batches = 0
+        self.articles_done = 0
+        self._sec_per_article: float | None = None
+        self._wake: asyncio.Event | None = None
+
+    # -- called on the event loop --
+    def retry_after(self) -> str:
+        """Seconds until the queue has likely drained (at least 1), from the measured time per article."""
+        per = self._sec_per_article or 0.05
+        return str(max(1, min(60, math.ceil((self.pending_articles + self.running_articles) * per))))
+
+    def submit(self, items: list[Any], options: tuple[Any, Any, bool]) -> asyncio.Future:
+        """Queue one request's (already checked) items; its future gets the list of results."""
+        if self.state == "loading":
+            raise ApiError(503, "the model is still loading; retry shortly", {"Retry-After": "1"})
+        if self.state != "ready":
+            raise ApiError(503, f"the model failed to load: {self.error}")
+        n = len(items)
+        if self.pending and self.pending_articles + n > self.settings.max_queue:
+            raise ApiError(
+                429,
+                f"the queue is full ({self.pending_articles} articles waiting, at most {self.settings.max_queue}); "
+                "retry after the Retry-After seconds",
+                {"Retry-After": self.retry_after()},
+            )
+        loop = asyncio.get_running_loop()
+        job = _Job(items, options, loop.create_future(), loop.time())
+        self.pending.append(job)
+        self.pending_articles += n
+        assert self._wake is not None
+        self._wake.set()
+        return job.future
+
+    def _take_batch(self) -> list[_Job]:
+        batch: list[_Job] = []
+        size = 0
+        while self.pending:
+            job = self.pending[0]
+            if job.future.done():  # the client went away (its handler was cancelled)
+                self.pending.popleft()
+                self.pending_articles -= len(job.items)
+                continue
+            if batch and size + len(job.items) > self.settings.batch_size:
+                break
+            self.pending.popleft()
+            self.pending_articles -= len(job.items)
+            batch.append(job)
+            size += len(job.items)
+        return batch
+
+    async def run(self, executor: ThreadPoolExecutor) -> None:
+        """Load the model on the worker thread, then batch forever (cancelled at shutdown)."""
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        try:
+            self.clf = await loop.run_in_executor(
+                executor, lambda: Classifier.from_dir(self.model_dir, precision=self.settings.precision)
+            )
+        except Exception as err:  # a broken folder found only now, out of memory, ...
+            self.state, self.error = "failed", f"{type(err).__name__}: {err}"
+            log.error("could not load the model at %s: %s", self.model_dir, self.error)
+            self.fail_pending(503, f"the model failed to load: {self.error}")
+            if self.on_failure:
+                self.on_failure(self.error)
+            return
+        self.state = "ready"
+        log.info("model loaded from %s (precision %s)", self.model_dir, self.clf.precision)
+        wait = self.settings.max_wait_ms / 1000
+        while True:
+            while not self.pending:
+                self._wake.clear()
+                await self._wake.wait()
+            deadline = self.pending[0].enqueued + wait
+            while self.pending_articles < self.settings.batch_size:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), left)
+            batch = self._take_batch()
+            if not batch:
+                continue
+            n = sum(len(job.items) for job in batch)
+            self.running_articles = n
+            start = time.perf_counter()
+            try:
+                outputs = await loop.run_in_executor(executor, self._compute, batch)
+            finally:
+                self.running_articles = 0
+            per = (time.perf_counter() - start) / n
+            self._sec_per_article = per if self._sec_per_article is None else 0.8 * self._sec_per_article + 0.2 * per
+            self.batches += 1
+            self.articles_done += n
+            for job, out in zip(batch, outputs):
+                if job.future.done():
+                    continue
+                if isinstance(out, BaseException):
+                    job.future.set_exception(out)
+                else:
+                    job.future.set_result(out)
+
+    def fail_pending(self, status: int, detail: str) -> None:
+        while self.pending:
+            job = self.pending.popleft()
+            if not job.future.done():
+                job.future.set_exception(ApiError(status, detail))
+        self.pending_articles = 0
+
+    # -- called on the worker thread --
+    def _compute(self, batch: list[_Job]) -> list[list[dict] | BaseException]:
+        """Results per job: one Classifier.predict call per option set; a failing call is retried per job."""
+        assert self.clf is not None
+        outputs: list[list[dict] | BaseException] = [RuntimeError("not computed")] * len(batch)
+        groups: dict[tuple[Any, Any, bool], list[int]] = {}
+        for i, job in enumerate(batch):
+            groups.setdefault(job.options, []).append(i)
+        for (top_k, threshold, explain), idxs in groups.items():
+            kwargs = {"top_k": top_k, "threshold": threshold, "explain": explain, "batch_size": self.settings.batch_size}
+            try:
+                results = self.clf.predict([it for i in idxs for it in batch[i].items], **kwargs)
+                at = 0
+                for i in idxs:
+                    outputs[i] = results[at : at + len(batch[i].items)]
+                    at += len(batch[i].items)
+            except Exception:
+                # Inputs were checked before queueing, so this is a bug; keep it to the request that causes it.
+                for i in idxs:
+                    try:
+                        outputs[i] = self.clf.predict(batch[i].items, **kwargs)
+                    except Exception as err:
+                        log.exception("labelling failed")
+                        outputs[i] = ApiError(500, f"internal error while labelling: {type(err).__name__}: {err} "
+                                                   "(a newsclf bug; please report it)")
+        return outputs
+
+
+# -- request parsing -----------------------------------------------------------------------------
+async def _read_json(request: Request, limit: int) -> Any:
+    mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if mime != "application/json" and not (mime.startswith("application/") and mime.endswith("+json")):
+        raise ApiError(415, f"expected Content-Type: application/json, found {mime or 'none'}; send the body as JSON")
+    too_big = ApiError(413, f"the body is larger than {limit} bytes (the server's --max-body-bytes); "
+                            "send fewer articles per request")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit * _DRAIN_FACTOR:
+        raise too_big
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit * _DRAIN_FACTOR:
+                break
+            if size <= limit:
+                chunks.append(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "the client closed the connection before the whole body arrived") from None
+    if size > limit:
+        raise too_big
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise ApiError(400, 'the body is empty; send a JSON object such as {"articles": ["标题\\n正文"]}')
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, "the body is not usable JSON: nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError, bytes that are not UTF-8, an integer of too many digits
+        raise ApiError(400, f"the body is not valid JSON: {err}") from None
+
+
+def _type(x: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(x), type(x).__name__)
+
+
+def parse_body(body: Any, n_labels: int, settings: ServeSettings) -> tuple[list[Any], tuple[Any, Any, bool], bool]:
+    """(items, options, single) of a /predict body; ApiError 422/413 with ``predict``'s message otherwise."""
+    if not isinstance(body, dict):
+        raise ApiError(422, 'the body must be a JSON object: {"articles": [item, ...]} or {"article": item}, '
+                            f"found a JSON {_type(body)}")
+    unknown = sorted(set(body) - set(BODY_KEYS))
+    if unknown:
+        raise ApiError(422, f"unknown key(s) {unknown}; a body has 'articles' (a list) or 'article' (one item), "
+                            f"and optionally {', '.join(OPTION_KEYS)}")
+    if ("articles" in body) == ("article" in body):
+        what = "both" if "articles" in body else "neither"
+        raise ApiError(422, f"the body has {what} of 'articles' and 'article'; give 'articles' (a list of items) "
+                            "or 'article' (one item)")
+    top_k, threshold, explain = body.get("top_k", 1), body.get("threshold"), body.get("explain", False)
+    try:
+        check_predict_options(top_k=top_k, threshold=threshold, explain=explain, batch_size=settings.batch_size,
+                              n_labels=n_labels)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ApiError(422, str(err)) from None
+    except RecursionError:  # repr() of an option nested a thousand deep
+        raise ApiError(422, "an option is nested too deeply; top_k is an int, threshold a number, explain a bool") from None
+    single = "article" in body
+    if single:
+        items = [body["article"]]
+        indices: list[int | None] = [None]
+    else:
+        items = body["articles"]
+        if not isinstance(items, list):
+            raise ApiError(422, f"'articles': expected a list of articles (each a string or an object with 'title' "
+                                f"and 'text'), found a JSON {_type(items)}; for one article use 'article'")
+        if len(items) > settings.max_articles:
+            raise ApiError(413, f"{len(items)} articles in one request; at most {settings.max_articles} (the server's "
+                                "--max-articles): split them over several requests")
+        indices = list(range(len(items)))
+    for item, index in zip(items, indices):
+        try:
+            parse_item(item, index)
+        except (TypeError, ValueError) as err:
+            raise ApiError(422, str(err)) from None
+        except RecursionError:
+            where = f"item {index}: " if index is not None else ""
+            raise ApiError(422, f"{where}nested too deeply; an article is a string or an object with 'title' and 'text'") from None
+    return items, (top_k, threshold, bool(explain)), single
+
+
+# -- the app -------------------------------------------------------------------------------------
+_ITEM = {
+    "oneOf": [
+        {"type": "string", "description": "the title on the first line, then the body"},
+        {"type": "object", "properties": {"title": {"type": "string"}, "text": {"type": "string"}},
+         "description": "an article with 'title' and 'text' (other keys are ignored)"},
+    ]
+}
+_RESULT = {
+    "type": "object",
+    "required": ["label", "score", "scores", "abstained", "reason"],
+    "properties": {
+        "label": {"type": "string"},
+        "score": {"type": "number", "description": "calibrated probability of the model's top label"},
+        "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+        "abstained": {"type": "boolean"},
+        "reason": {"type": ["string", "null"], "description": "why the result abstained; null when answered"},
+        "top_k": {"type": "array", "description": "with top_k > 1: [label, score] pairs, best first",
+                  "items": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "number"}]}},
+        "keywords": {"type": "array", "description": "with explain: the words that drive the label",
+                     "items": {"type": "object", "properties": {"word": {"type": "string"}, "weight": {"type": "number"}}}},
+    },
+}
+_ERROR = {"content": {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}}
+
+
+def _openapi_predict(labels: list[str], settings: ServeSettings) -> dict[str, Any]:
+    body = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "articles": {"type": "array", "items": _ITEM, "maxItems": settings.max_articles},
+            "article": _ITEM,
+            "top_k": {"type": "integer", "minimum": 1, "maximum": len(labels), "default": 1},
+            "threshold": {"type": ["number", "null"], "minimum": 0, "maximum": 1, "default": None,
+                          "description": "null: the model's abstain threshold"},
+            "explain": {"type": "boolean", "default": False},
+        },
+    }
+    examples = {
+        "batch": {"value": {"articles": ["市博物馆推出青铜器特展\n展览汇集馆藏文物两百余件。",
+                                         {"title": "消防救援支队处置居民楼火灾", "text": "消防员迅速疏散群众。"}]}},
+        "single": {"value": {"article": {"title": "市博物馆推出青铜器特展", "text": "展览汇集馆藏文物两百余件。"},
+                             "top_k": 2}},
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body, "examples": examples}}}}
+
+
+def create_app(
+    model_dir: str | Path, settings: ServeSettings | None = None, *, on_failure: Callable[[str], None] | None = None
+) -> FastAPI:
+    """The FastAPI app serving the model folder ``model_dir`` (checked now; the weights load in the background).
+
+    ``on_failure`` is called with the error if loading fails (``serve`` uses it to stop the server).
+    """
+    settings = settings or ServeSettings()
+    model_dir = Path(model_dir)
+    meta = read_meta(model_dir)  # a broken folder fails here, before anything binds
+    labels = list(meta.labels)
+    model_info = {"labels": labels, "fingerprint": fingerprint(model_dir),
+                  "abstain_threshold": float(meta.abstain_threshold or 0.0), "newsclf_version": __version__}
+    batcher = Batcher(model_dir, settings, on_failure)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsclf-model")
+        task = asyncio.create_task(batcher.run(executor))
+        try:
+            yield
+        finally:
+            # uvicorn runs this after in-flight requests have finished (or the graceful timeout ran out).
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            batcher.fail_pending(503, "the server is shutting down")
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="newsclf",
+        version=__version__,
+        description="Label Chinese newspaper articles by section. Items, results and their checks are those of "
+        "`newsclf.predict`; see the README's *Serving over HTTP*.",
+        lifespan=lifespan,
+        default_response_class=_JSON,
+    )
+    app.state.batcher = batcher
+    app.state.settings = settings
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError) -> _JSON:
+        return _error(err.status, err.detail, err.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException) -> _JSON:
+        return _error(err.status_code, str(err.detail), getattr(err, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, err: Exception) -> _JSON:
+        log.exception("unexpected error")
+        return _error(500, f"internal error: {type(err).__name__}: {err} (a newsclf bug; please report it)")
+
+    @app.post(
+        "/predict",
+        summary="Label one article or a list of articles",
+        openapi_extra=_openapi_predict(labels, settings),
+        responses={
+            200: {"description": '{"results": [result, ...]} for "articles", {"result": result} for "article"',
+                  "content": {"application/json": {"schema": {"oneOf": [
+                      {"type": "object", "properties": {"results": {"type": "array", "items": _RESULT}}},
+                      {"type": "object", "properties": {"result": _RESULT}}]}}}},
+            400: {"description": "malformed JSON or an empty body", **_ERROR},
+            413: {"description": "body over the size limit, or too many articles", **_ERROR},
+            415: {"description": "Content-Type is not JSON", **_ERROR},
+            422: {"description": "an item or option predict refuses; the detail is predict's message", **_ERROR},
+            429: {"description": "the queue is full; see Retry-After", **_ERROR},
+            503: {"description": "the model is loading; see Retry-After", **_ERROR},
+        },
+    )
+    async def predict_endpoint(request: Request) -> _JSON:
+        body = await _read_json(request, settings.max_body_bytes)
+        items, options, single = parse_body(body, len(labels), settings)
+        if not items:
+            return _JSON({"results": []})
+        results = await batcher.submit(items, options)
+        return _JSON({"result": results[0]} if single else {"results": results})
+
+    @app.get("/health", summary="200 when the model is loaded, 503 while it loads")
+    async def health() -> _JSON:
+        if batcher.state == "ready":
+            assert batcher.clf is not None
+            return _JSON({"status": "ok", "precision": batcher.clf.precision, "queued_articles": batcher.pending_articles,
+                          "running_articles": batcher.running_articles, "batches": batcher.batches,
+                          "articles": batcher.articles_done})
+        if batcher.state == "loading":
+            return _JSON({"status": "loading"}, status_code=503, headers={"Retry-After": "1"})
+        return _JSON({"status": "failed", "detail": batcher.error}, status_code=503)
+
+    @app.get("/labels", summary="labels, model fingerprint and abstain threshold")
+    async def labels_endpoint() -> _JSON:
+        return _JSON(model_info)
+
+    return app
+
+
+# -- running it ----------------------------------------------------------------------------------
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: any free port); OSError says what went wrong."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise OSError(f"--host {host!r}: cannot resolve it ({err})") from None
+    family, kind, proto, _, addr = infos[0]
+    # proto must be IPPROTO_TCP (not 0): asyncio sets TCP_NODELAY only on such sockets, and without it every
+    # keep-alive response waits ~40 ms for a delayed ACK (Nagle), as uvicorn writes headers and body apart.
+    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return sock
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only loopback addresses (127.0.0.0/8, ::1, localhost)."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def serve(
+    model_dir: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    settings: ServeSettings | None = None,
+    quiet: bool = False,
+) -> int:
+    """Run the HTTP service until SIGTERM or Ctrl-C (in-flight requests finish first); returns the exit status.
+
+    0 after a requested stop, 1 if the model failed to load. A bad model folder or an address that cannot be
+    bound raises (ValueError/OSError) before anything is served.
+    """
+    import uvicorn
+
+    settings = settings or ServeSettings()
+    failure: list[str] = []
+    server: uvicorn.Server | None = None
+
+    def failed(error: str) -> None:
+        failure.append(error)
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(model_dir, settings, on_failure=failed)
+    sock = _bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    if not is_loopback(host):
+        print(f"warning: newsclf serve listens on {host} ({bound_host}), reachable from other machines; it has "
+              "no authentication or TLS, so put it behind a proxy that has them", file=sys.stderr)
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    print(f"newsclf serve: {Path(model_dir)} on http://{shown}:{bound_port} (docs at /docs; /health is 503 until "
+          "the model has loaded)", file=sys.stderr, flush=True)
+    config = uvicorn.Config(
+        app, log_level="warning" if quiet else "info", access_log=not quiet, lifespan="on", ws="none",
+        timeout_graceful_shutdown=settings.graceful_timeout_s,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT (stop accepting, finish in-flight requests), then re-raises the signal
+    # with the handler it found; ours just notes it, so a requested stop exits 0 instead of dying by signal.
+    stops: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda s, f: stops.append(s))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    if failure:
+        print(f"error: the model failed to load: {failure[0]}", file=sys.stderr)
+        return 1
+    if stops:
+        print(f"newsclf serve: stopped ({signal.Signals(stops[0]).name})", file=sys.stderr)
+    return 0
