@@ -20,6 +20,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -173,8 +174,11 @@ def bench_serve(
     bodies = [[json.dumps({"article": per_request[k * requests + j]}).encode() for j in range(requests)]
               for k in range(clients)]
     out: dict[str, Any] = {"model": str(model), "machine": machine()}
-    log_path = Path(log) if log else Path("bench") / "serve-server.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if log is None:  # the server's stderr, shown if it fails to start
+        tmp = tempfile.TemporaryDirectory(prefix="newsclf-bench-serve-")
+        log_path = Path(tmp.name) / "server.log"
+    else:
+        log_path = Path(log)
     proc, host, port = start_server(model, precision, log_path)
     try:
         conn = http.client.HTTPConnection(host, port, timeout=60)
