@@ -146,7 +146,8 @@ def check_predict_options(
                 f"threshold: expected None (the model's abstain threshold) or a number in [0, 1], found "
                 f"{type(threshold).__name__} {threshold!r}; pass a number, e.g. {hint}"
             )
-        if not (math.isfinite(threshold) and 0 <= threshold <= 1):
+        # Compare before math.isfinite: a huge int (valid JSON) would overflow the float conversion.
+        if not (0 <= threshold <= 1 and math.isfinite(threshold)):
             raise ValueError(
                 f"threshold: expected None (the model's abstain threshold) or a number in [0, 1] (the top score "
                 f"below which the result abstains), found {threshold!r}; 0 never abstains on score, 1 abstains below a certain answer"
