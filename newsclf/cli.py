@@ -55,15 +55,27 @@ def _quiet_libraries() -> None:
 
 def _cmd_train(args: argparse.Namespace, extra: list[str]) -> int:
     from newsclf.config import load_config
-    from newsclf.train import TrainingInterrupted, train
+    from newsclf.train import TrainingInterrupted, process_rank, train
 
+    # Under torchrun / accelerate launch every rank runs this; rank 0 alone reports (others show warnings and errors).
+    main_rank = process_rank()[0] == 0
+    if not main_rank:
+        logging.getLogger("newsclf").setLevel(logging.WARNING)
+        _quiet_libraries()
     config = load_config(args.config, parse_overrides(extra))
     try:
         model_dir = train(config, resume=args.resume, force=args.force, progress=not args.quiet)
     except TrainingInterrupted as err:
-        print(f"interrupted: {err}", file=sys.stderr)
+        if main_rank:
+            print(f"interrupted: {err}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"model saved to {model_dir}")
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # the Trainer's process group; PyTorch warns if left open
+            dist.destroy_process_group()
+    if main_rank:
+        print(f"model saved to {model_dir}")
     return 0
 
 

@@ -33,7 +33,15 @@ def finalise(
     split_counts: dict[str, Any],
     log_history: list[dict[str, Any]],
 ) -> Path:
-    """Calibrate on validation, score validation and test, and write the run's model and dataset folders."""
+    """Calibrate on validation, score validation and test, and write the run's model and dataset folders.
+
+    In a distributed run only rank 0 does this; the other ranks return the model folder's path at once (no
+    collective happens here, so none waits for them).
+    """
+    from newsclf.train import process_rank
+
+    if process_rank()[0] != 0:
+        return config.run_dir() / "model"
     from newsclf import artifact
     from newsclf.calibration import AbstainThreshold, choose_abstain_threshold, fit_temperature, softmax
     from newsclf.model_card import write_model_card

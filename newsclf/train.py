@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import tempfile
 import threading
@@ -35,6 +36,32 @@ def _trainer_class() -> Any:
             return SequentialSampler(eval_dataset)
 
     return NewsclfTrainer
+
+
+def _env_int(names: tuple[str, ...], default: int) -> int:
+    for name in names:
+        if os.environ.get(name, "").strip().isdigit():
+            return int(os.environ[name])
+    return default
+
+
+def process_rank() -> tuple[int, int]:
+    """``(rank, world size)`` of this process in a distributed run (``torchrun``, ``accelerate launch``, MPI);
+    ``(0, 1)`` when run alone. Read from ``torch.distributed`` once the Trainer has set up the process group, and
+    before that from the launcher's environment (the variables accelerate reads too)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    world = _env_int(("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE"), 1)
+    if world <= 1:  # a stray RANK without a world is not a distributed run
+        return 0, 1
+    return _env_int(("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK"), 0), world
+
+
+# A launcher (torchrun, accelerate launch) passes the terminal's Ctrl-C on to its workers, which got it from the
+# terminal already: a second SIGINT this soon after the first is the same Ctrl-C, not a request to abort.
+_FORWARDED_SIGINT_SECONDS = 2.0
 
 
 class TrainingInterrupted(RuntimeError):
@@ -175,6 +202,11 @@ def train(
     ``resume=True`` training continues from the last checkpoint in ``<output_dir>/<name>/checkpoints``,
     after checking it was written with the same settings (``force=True`` continues despite differences).
     ``progress=False`` hides progress bars and per-evaluation lines.
+
+    Launched as several processes (``torchrun --nproc_per_node N -m newsclf.cli train ...``), each process
+    builds the same data and trains on its shard of every epoch through the Trainer's DistributedDataParallel;
+    only rank 0 writes the config copy, calibrates, scores and saves. The other ranks return the model folder's
+    path as soon as training ends, without waiting for rank 0 to write it.
     """
     import torch
     from transformers import (
@@ -194,7 +226,8 @@ def train(
     if not isinstance(config, Config):
         config = load_config(config)
     run_dir = config.run_dir()
-    _check_writable(run_dir)
+    rank, world = process_rank()
+    _check_writable(run_dir)  # every rank: each writes its own RNG state into the checkpoints
     ckpt_dir = run_dir / "checkpoints"
     if resume and not any(ckpt_dir.glob("checkpoint-*")):
         raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}; start without --resume")
@@ -202,19 +235,25 @@ def train(
         check_resume_config(ckpt_dir, config, force=force)
     else:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if not resume and rank == 0:
         (ckpt_dir / CHECKPOINT_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2),
                                                   encoding="utf-8")
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     hf_logging.set_verbosity_error()  # the load report lists the (intended) fresh head weights as MISSING
     started = time.time()
-    interrupted = {"flag": False}
+    # "flag": this process saw Ctrl-C; "stop": all ranks agreed to stop (set only in a distributed run).
+    interrupted: dict[str, Any] = {"flag": False, "stop": False, "at": 0.0}
 
     def on_sigint(_signum: int, _frame: Any) -> None:
         if interrupted["flag"]:
+            if world > 1 and time.monotonic() - interrupted["at"] < _FORWARDED_SIGINT_SECONDS:
+                return  # the launcher forwarding the same Ctrl-C
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         interrupted["flag"] = True
-        print("\nCtrl-C: saving a checkpoint at the end of this step (Ctrl-C again to abort now)...", flush=True)
+        interrupted["at"] = time.monotonic()
+        if rank == 0:
+            print("\nCtrl-C: saving a checkpoint at the end of this step (Ctrl-C again to abort now)...", flush=True)
 
     # Installed before the data is built: a Ctrl-C at any point stops at the end of the next step, with a
     # checkpoint, rather than with a traceback.
@@ -267,6 +306,14 @@ def train(
             fused=True,
         )
         strategy = "steps" if config.eval_steps else "epoch"
+        # Several processes (DistributedDataParallel): each rank's loss is the mean over its own batch and DDP
+        # averages the gradients. The Trainer's default would multiply the loss by the number of ranks (it
+        # expects a loss divided by the item count of all ranks together, which loss_fn is not), doubling the
+        # logged losses on 2 ranks. Every trained parameter is used in the forward pass, so DDP need not search
+        # the graph for unused ones. A single process keeps the Trainer's defaults.
+        distributed_args = (
+            {"average_tokens_across_devices": False, "ddp_find_unused_parameters": False} if world > 1 else {}
+        )
         args = TrainingArguments(
             output_dir=str(ckpt_dir),
             seed=config.seed,
@@ -293,13 +340,23 @@ def train(
             report_to="none",
             dataloader_num_workers=0,
             disable_tqdm=not progress,
+            **distributed_args,
         )
 
         class StopOnSignal(TrainerCallback):
             """Ctrl-C asks the Trainer to save a checkpoint and stop at the end of the current step."""
 
-            def on_step_end(self, _args: Any, state: Any, control: Any, **_: Any) -> Any:
-                if interrupted["flag"]:
+            def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> Any:
+                stop = interrupted["flag"]
+                if world > 1:
+                    # All ranks must stop after the same step (DDP's collectives would otherwise wait forever
+                    # for the ones that went on), so any rank's Ctrl-C stops them all.
+                    import torch.distributed as dist
+
+                    flag = torch.tensor([int(stop)], device=args.device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    stop = interrupted["stop"] = bool(flag.item())
+                if stop:
                     control.should_save = True
                     control.should_training_stop = True
                 return control
@@ -330,11 +387,14 @@ def train(
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
-    if interrupted["flag"]:
+    if interrupted["stop"] if world > 1 else interrupted["flag"]:
         raise TrainingInterrupted(
             f"training interrupted; a checkpoint is in {ckpt_dir}. Resume with `newsclf train "
             f"--config <same config and overrides> --resume`. No model was written."
         )
+    if not trainer.is_world_process_zero():
+        # Rank 0 calibrates, scores and saves; no collective follows training, so the others may leave now.
+        return run_dir / "model"
     model = trainer.model
     freeze_mean_pool_layer(model)
     train_seconds = time.time() - started
