@@ -120,8 +120,21 @@ def _cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
     from newsclf.tagging import TaggingInterrupted, tag_file
 
     try:
-        report = tag_file(args.inputs, args.out, model=args.model, resume=args.resume, progress=not args.quiet,
-                          format=args.format, field_map=_field_map(args.field_map))
+        if args.engine == "ray":
+            if args.resume:
+                raise UsageError("--resume works with --engine local only: a Ray run keeps no partial output; "
+                                 "rerun without --resume")
+            from newsclf.engines.ray_engine import tag_with_ray
+
+            try:
+                report = tag_with_ray(args.inputs, args.out, model=args.model, format=args.format,
+                                      field_map=_field_map(args.field_map), output_format="jsonl",
+                                      progress=not args.quiet)
+            except ImportError as err:  # Ray is not installed: say how to install it
+                raise UsageError(str(err)) from None
+        else:
+            report = tag_file(args.inputs, args.out, model=args.model, resume=args.resume, progress=not args.quiet,
+                              format=args.format, field_map=_field_map(args.field_map))
     except TaggingInterrupted as err:
         print(f"interrupted: {err}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -227,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue a stopped run from <out>.partial")
     p.add_argument("--format", choices=FORMATS, help=format_help)
     p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body, title: headline}'")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: Ray Data workers on $RAY_ADDRESS's cluster or a local "
+                        "one (pip install 'newsclf[ray]'), same output")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("split", parents=[common], help="split newspaper page files into articles (JSONL on standard output)")
