@@ -1,4 +1,4 @@
-"""The ``newsclf`` command: ``train``, ``evaluate``, ``predict``, ``split``, ``build-dataset``, ``label-report``, ``bench``.
+"""The ``newsclf`` command: ``train``, ``evaluate``, ``predict``, ``serve``, ``split``, ``build-dataset``, ``label-report``, ``bench``.
 
 The scripts in ``scripts/`` are thin aliases of these subcommands, and each subcommand only parses
 arguments and calls a library function, so tests exercise the same code. Anything a user can cause (a
@@ -168,12 +168,20 @@ def _cmd_label_report(args: argparse.Namespace, extra: list[str]) -> int:
                             overrides=args.set, errors=args.errors)
 
 
-def _cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
+def _benchmarks_cli() -> Any:
+    """``benchmarks.cli`` of the source checkout this package runs from (benchmarks/ is not in the wheel)."""
     import importlib
 
-    # The benchmarks live beside the package in a source checkout (benchmarks/), not in the wheel.
+    from newsclf.config import REPO_DIR
+
+    if REPO_DIR is not None and (REPO_DIR / "benchmarks").is_dir() and str(REPO_DIR) not in sys.path:
+        sys.path.insert(0, str(REPO_DIR))
+    return importlib.import_module("benchmarks.cli")
+
+
+def _cmd_bench(args: argparse.Namespace, extra: list[str]) -> int:
     try:
-        bench = importlib.import_module("benchmarks.cli")
+        bench = _benchmarks_cli()
     except ImportError:
         raise UsageError(
             "newsclf bench runs from a source checkout: the benchmarks/ folder is not installed with the "
@@ -271,12 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("bench", parents=[common], help="benchmarks against plain Hugging Face (source checkout only)")
-    p.add_argument("what", choices=("backbone", "train", "predict"))
-    p.add_argument("--model", default="runs/default/model", help="saved model folder (predict)")
-    p.add_argument("--data", nargs="*", help="articles to run on (default: the embedded corpus)")
-    p.add_argument("--gold", help="labelled file: also report macro-F1 of each inference path (predict)")
-    p.add_argument("--n", type=int, default=None, help="number of articles")
-    p.add_argument("--out", help="JSON output (default: bench/<what>.json)")
+    try:  # the benchmarks' own options, where the checkout has them (benchmarks/ is not in the wheel)
+        _benchmarks_cli().add_arguments(p)
+    except ImportError:
+        p.add_argument("what", help="backbone, train, predict or serve")
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_bench)
     return parser
 
