@@ -190,6 +190,8 @@ def bench_serve(
             _request(conn, "POST", "/predict", body, {"Content-Type": "application/json"})
         before = json.loads(_request(conn, "GET", "/health")[2])
         run = _load(host, port, bodies, deadline_s)
+        # A new connection: the server closes keep-alive connections idle for 5 s (uvicorn's default).
+        conn = http.client.HTTPConnection(host, port, timeout=60)
         after = json.loads(_request(conn, "GET", "/health")[2])
         lat = run["lat"]
         done = sum(run["statuses"].values())
@@ -252,6 +254,7 @@ def bench_serve(
         counts = Counter()
         for cnt in by_kind.values():
             counts.update(cnt)
+        conn = http.client.HTTPConnection(host, port, timeout=60)
         health_after, _, _ = _request(conn, "GET", "/health")
         status, _, data = _request(conn, "POST", "/predict", json.dumps({"article": per_request[0]}).encode(),
                                    {"Content-Type": "application/json"})

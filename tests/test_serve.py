@@ -306,3 +306,48 @@ def test_loopback_check():
 
     assert is_loopback("127.0.0.1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
+
+
+def test_ten_thousand_articles_and_a_5mb_article_are_413(client):
+    r = _post(client, {"articles": [CJK] * 10_000})
+    assert r.status_code == 413 and "1000" in r.json()["detail"]
+    r = _post(client, {"article": "市" * (5 * 1024 * 1024 // 3 + 10)})  # 5 MB of UTF-8 once escaped or not
+    assert r.status_code == 413
+    assert _post(client, {"article": CJK}).status_code == 200
+
+
+def _raw(base: str) -> tuple[str, int]:
+    host, port = base.rsplit("//", 1)[1].split(":")
+    return host, int(port)
+
+
+def test_slow_and_vanishing_clients_do_not_stop_the_service(server, client, clf):
+    """A client that sends its body slowly is served; one that disconnects mid-body or mid-request is dropped;
+    meanwhile and afterwards the service answers others."""
+    import socket
+
+    host, port = _raw(server[0])
+    body = json.dumps({"article": CJK}).encode()
+    head = (f"POST /predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    # Slow: the body in 4 pieces, 0.2 s apart, while another client is served in between.
+    with socket.create_connection((host, port), timeout=10) as slow:
+        slow.sendall(head)
+        for i in range(4):
+            slow.sendall(body[i * len(body) // 4:(i + 1) * len(body) // 4])
+            if i == 1:
+                assert _post(client, {"article": CJK}).status_code == 200
+            time.sleep(0.2)
+        reply = b""
+        while chunk := slow.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["result"]["label"] == predict(CJK, model=clf)["label"]
+    # Vanishing: half a body then close; and a full request closed before its answer.
+    for cut in (len(body) // 2, len(body)):
+        s = socket.create_connection((host, port), timeout=10)
+        s.sendall(head + body[:cut])
+        s.close()
+    time.sleep(0.3)
+    assert client.get("/health").status_code == 200
+    assert _post(client, {"articles": [CJK, ITEMS[0]]}).status_code == 200
