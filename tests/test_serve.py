@@ -309,8 +309,10 @@ def test_loopback_check():
 
 
 def test_ten_thousand_articles_and_a_5mb_article_are_413(client):
-    r = _post(client, {"articles": [CJK] * 10_000})
+    r = _post(client, {"articles": ["市政府召开常务会议\n会议研究部署工作"] * 10_000})  # ~0.9 MB: under the byte limit
     assert r.status_code == 413 and "1000" in r.json()["detail"]
+    r = _post(client, {"articles": [CJK] * 10_000})  # ~6 MB: the byte limit answers first
+    assert r.status_code == 413 and "bytes" in r.json()["detail"]
     r = _post(client, {"article": "市" * (5 * 1024 * 1024 // 3 + 10)})  # 5 MB of UTF-8 once escaped or not
     assert r.status_code == 413
     assert _post(client, {"article": CJK}).status_code == 200
