@@ -38,7 +38,7 @@ def finalise(
     In a distributed run only rank 0 does this; the other ranks return the model folder's path at once (no
     collective happens here, so none waits for them).
     """
-    from newsclf.train import process_rank
+    from newsclf.run_state import process_rank
 
     if process_rank()[0] != 0:
         return config.run_dir() / "model"
