@@ -2,7 +2,7 @@
 
 `backbone` (full vs restricted vocabulary), `train` (newsclf vs plain HF Trainer fine-tuning), `predict`
 (newsclf.predict vs transformers.pipeline), `serve` (`newsclf serve` under concurrent load vs in-process
-batches, then malformed requests). Example:
+batches, then malformed requests), `label_errors` (the label-error ranking vs stage 6's read labels). Example:
 
     python scripts/bench.py train --out bench/train.json
     python scripts/bench.py predict --model runs/default/model --gold ../shared/gold/dev.jsonl
@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-WHAT = ("backbone", "train", "predict", "serve")
+WHAT = ("backbone", "train", "predict", "serve", "label_errors")
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
@@ -62,6 +62,10 @@ def run_benchmark(what: str, *, model: str = "runs/default/model", data: list[st
         from benchmarks.bench_serve import bench_serve
 
         return bench_serve(model, data=data, **size, **serve)
+    if what == "label_errors":  # needs ../shared (the reference config's corpus and gold/)
+        from benchmarks.bench_label_errors import bench_label_errors
+
+        return bench_label_errors()
     raise ValueError(f"unknown benchmark {what!r}; expected one of {', '.join(WHAT)}")
 
 

@@ -1,4 +1,4 @@
-"""The ``newsclf`` command: ``train``, ``evaluate``, ``predict``, ``serve``, ``split``, ``build-dataset``, ``label-report``, ``bench``.
+"""The ``newsclf`` command: ``train``, ``evaluate``, ``predict``, ``serve``, ``split``, ``build-dataset``, ``label-report``, ``label-errors``, ``bench``.
 
 The scripts in ``scripts/`` are thin aliases of these subcommands, and each subcommand only parses
 arguments and calls a library function, so tests exercise the same code. Anything a user can cause (a
@@ -168,6 +168,24 @@ def _cmd_label_report(args: argparse.Namespace, extra: list[str]) -> int:
                             overrides=args.set, errors=args.errors)
 
 
+def _cmd_label_errors(args: argparse.Namespace, extra: list[str]) -> int:
+    from newsclf.label_errors import find_label_errors, load_labelled, write_label_errors
+
+    data, config_labels = load_labelled(args.data, config=args.config, field_map=_field_map(args.field_map),
+                                        format=args.format)
+    labels = [x.strip() for x in args.labels.split(",") if x.strip()] if args.labels else config_labels
+    if labels is None:
+        from newsclf.config import DEFAULT_LABELS
+
+        labels = list(DEFAULT_LABELS)
+    rows = find_label_errors(data, labels, folds=args.folds, seed=args.seed, flagged_only=not args.all)
+    out = write_label_errors(rows, args.out)
+    n = sum(1 for lab in data["label"] if lab not in (None, ""))
+    print(f"{n} labelled articles, {sum(r['flagged'] for r in rows)} flagged as likely label errors"
+          f"{'' if not args.all else f' ({len(rows)} ranked)'} -> {out}", file=sys.stderr)
+    return 0
+
+
 def _benchmarks_cli() -> Any:
     """``benchmarks.cli`` of the source checkout this package runs from (benchmarks/ is not in the wheel)."""
     import importlib
@@ -263,6 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="evaluate the rules + lexicon labeller and count a corpus's labels")
     add_label_report_arguments(p)
     p.set_defaults(func=_cmd_label_report)
+
+    p = sub.add_parser("label-errors", parents=[common],
+                       help="rank labelled articles by how likely their label is wrong (out-of-fold TF-IDF + cleanlab)")
+    p.add_argument("data", nargs="*", help="labelled articles: JSONL(.gz), JSON, CSV, Parquet or pages")
+    p.add_argument("--config", help="instead of DATA: a config's data labelled by its gold files, rules and lexicons")
+    p.add_argument("--out", required=True, help="output JSONL, most suspect first; written atomically")
+    p.add_argument("--labels", help="comma-separated label set (default: the config's, else the default labels)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--seed", type=int, default=42, help="fold and model seed (default: 42)")
+    p.add_argument("--all", action="store_true", help="write every labelled article ranked, not only flagged ones")
+    p.add_argument("--format", choices=FORMATS, help=format_help)
+    p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body}'")
+    p.set_defaults(func=_cmd_label_errors)
 
     p = sub.add_parser("serve", parents=[common], help="an HTTP JSON service: POST /predict, GET /health, /labels, /docs")
     p.add_argument("--model", default=None, help=model_help)
