@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     try:  # the benchmarks' own options, where the checkout has them (benchmarks/ is not in the wheel)
         _benchmarks_cli().add_arguments(p)
     except ImportError:
-        p.add_argument("what", help="backbone, train, predict or serve")
+        p.add_argument("what", help="backbone, train, predict, serve or label_errors")
         p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_bench)
     return parser
