@@ -7,7 +7,6 @@ linear model on the same training data is not worth its cost; the gap is the num
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -52,19 +51,6 @@ def training_split(model_dir: str | Path, meta: Any) -> Any:
     return train
 
 
-def _writable_report_dir(out: Path) -> Path:
-    """Create the report folder and prove it writable before any work, so a long run cannot fail at the end."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise OSError(
-            f"cannot write the report folder {out} ({err.strerror or err}); choose another with --out (out_dir=)"
-        ) from None
-    return out
-
-
 def evaluate_model(
     model: str | Path,
     data: str | Path | list[str | Path],
@@ -90,7 +76,9 @@ def evaluate_model(
     if not data_list:
         raise ValueError("no labelled data given; pass one or more files (--data FILE)")
     out = Path(out_dir) if out_dir else Path(model).parent / f"eval-{Path(str(data_list[0])).name.split('.')[0]}"
-    _writable_report_dir(out)
+    from newsclf.report import ensure_writable
+
+    ensure_writable(out, "the report folder", "choose another with --out (out_dir=)")
     clf = Classifier.from_dir(model)
     labels = clf.labels
     articles = load_articles([str(d) for d in data_list], field_map=field_map, format=format)

@@ -106,6 +106,21 @@ def _write_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+def ensure_writable(folder: str | Path, what: str, fix: str) -> Path:
+    """Create ``folder`` and prove it writable before any long work, so a run cannot fail at its end.
+
+    ``what`` names the folder in the error ("the run folder"), ``fix`` says what to do instead.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise OSError(f"cannot write to {what} {folder} ({err.strerror or err}); {fix}") from None
+    return folder
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as pretty UTF-8 JSON, atomically (temp file in the same folder + ``os.replace``).
 

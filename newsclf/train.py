@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -81,18 +80,6 @@ def class_weights(labels: list[str], label_list: list[str]) -> np.ndarray:
     return weights
 
 
-def _check_writable(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".write-test-"):
-            pass
-    except OSError as err:
-        raise OSError(
-            f"cannot write to the run folder {run_dir} ({err.strerror}); free some space, fix its permissions, "
-            "or choose another output_dir in the config"
-        ) from err
-
-
 def prepare_data(config: Config) -> Any:
     """The run's DatasetDict: loaded from ``config.dataset_dir`` if given, else built from the config."""
     from datasets import load_from_disk
@@ -153,7 +140,10 @@ def train(
         config = load_config(config)
     run_dir = config.run_dir()
     rank, world = process_rank()
-    _check_writable(run_dir)  # every rank: each writes its own RNG state into the checkpoints
+    from newsclf.report import ensure_writable
+
+    # Every rank: each writes its own RNG state into the checkpoints.
+    ensure_writable(run_dir, "the run folder", "free some space, fix its permissions, or choose another output_dir")
     ckpt_dir = run_dir / "checkpoints"
     if resume and not any(ckpt_dir.glob("checkpoint-*")):
         raise FileNotFoundError(f"--resume: no checkpoint in {ckpt_dir}; start without --resume")

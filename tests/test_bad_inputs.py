@@ -363,7 +363,7 @@ def test_evaluate_bad_inputs(tiny_model, tmp_path, capsys, monkeypatch):
     labelled = jsonl(tmp_path / "l.jsonl", [{**r, "label": "other"} for r in rows(2)])
     rc, _, err = run(capsys, monkeypatch, "evaluate", "--model", str(tiny_model), "--data", str(labelled),
                      "--out", str(blocker / "report"), "--quiet")
-    assert_clear_error(rc, err, "cannot write the report folder", "--out")
+    assert_clear_error(rc, err, "cannot write to the report folder", "--out")
 
 
 def test_evaluate_from_another_folder(tiny_model, tmp_path, capsys, monkeypatch):
