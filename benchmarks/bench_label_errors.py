@@ -11,10 +11,8 @@ label. Needs ../shared. Run: ``python -m benchmarks.bench_label_errors`` (writes
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 STAGE6 = "gold/corpus-labels-stage6.csv"
@@ -108,11 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/label_errors.json")
     args = parser.parse_args(argv)
     result = bench_label_errors(folds=args.folds, seed=args.seed)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    from benchmarks.common import write_result
+
+    return write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -290,11 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     result = bench_serve(args.model, data=args.data, clients=args.clients, requests=args.requests,
                          malformed=args.malformed, n_articles=args.n, precision=args.precision)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    from benchmarks.common import write_result
+
+    return write_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ batches, then malformed requests), `label_errors` (the label-error ranking vs st
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 WHAT = ("backbone", "train", "predict", "serve", "label_errors")
@@ -75,12 +73,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     serve = {k: getattr(args, k) for k in ("clients", "requests", "malformed") if getattr(args, k, None) is not None}
     extra = serve if args.what == "serve" else {}
     result = run_benchmark(args.what, model=args.model, data=args.data, gold=args.gold, n=args.n, **extra)
-    text = json.dumps(result, ensure_ascii=False, indent=2)
-    out = Path(args.out or f"bench/{args.what}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    from benchmarks.common import write_result
+
+    return write_result(result, args.out or f"bench/{args.what}.json")
 
 
 def main(argv: list[str] | None = None) -> int:

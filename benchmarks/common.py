@@ -6,8 +6,10 @@ vary too much for a pass/fail line, but a ratio taken in one run on the same art
 
 from __future__ import annotations
 
+import json
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -41,3 +43,12 @@ def best_rate(run: Any, n: int, repeats: int) -> tuple[float, Any]:
         result = run()
         best = max(best, n / (time.perf_counter() - t))
     return best, result
+
+
+def write_result(result: dict[str, Any], out: str | Path) -> int:
+    """Write a benchmark's result as indented JSON to ``out`` (folders created), print it; exit status 0."""
+    text = json.dumps(result, ensure_ascii=False, indent=2)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0

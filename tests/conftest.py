@@ -65,19 +65,25 @@ def tiny_backbone(tmp_path_factory, toy_rows):
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory, toy_rows, tiny_backbone):
-    """A tiny model folder trained for a few steps on the toy articles (its labels mean nothing)."""
+def toy_dataset_dir(tmp_path_factory, toy_rows):
+    """The toy articles saved as a DatasetDict (train: all 20; validation/test: even/odd halves)."""
     from datasets import Dataset, DatasetDict
-
-    from newsclf.config import load_config
-    from newsclf.train import train
 
     rows = [{**r, "label_source": "gold:input", "group": i} for i, r in enumerate(toy_rows)]
     ds = Dataset.from_list(rows)
-    data = tmp_path_factory.mktemp("tinyds") / "dataset"
+    path = tmp_path_factory.mktemp("toyds") / "dataset"
     DatasetDict({"train": ds, "validation": ds.select(range(0, 20, 2)), "test": ds.select(range(1, 20, 2))}).save_to_disk(
-        str(data)
+        str(path)
     )
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, toy_dataset_dir, tiny_backbone):
+    """A tiny model folder trained for a few steps on the toy articles (its labels mean nothing)."""
+    from newsclf.config import load_config
+    from newsclf.train import train
+
     out = tmp_path_factory.mktemp("tinyruns")
-    cfg = load_config("tiny", {"dataset_dir": str(data), "output_dir": str(out), "max_steps": 4, "eval_steps": 2})
+    cfg = load_config("tiny", {"dataset_dir": str(toy_dataset_dir), "output_dir": str(out), "max_steps": 4, "eval_steps": 2})
     return train(cfg, progress=False)

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pytest
-from datasets import Dataset, DatasetDict
 
 from newsclf.config import load_config
 from newsclf.predict import (
@@ -35,25 +34,14 @@ NOT_CHINESE = {
 }
 
 
-@pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory, toy_rows):
-    rows = [{**r, "label_source": "gold:input", "group": i} for i, r in enumerate(toy_rows)]
-    ds = Dataset.from_list(rows)
-    path = tmp_path_factory.mktemp("contractds") / "dataset"
-    DatasetDict({"train": ds, "validation": ds.select(range(0, 20, 2)), "test": ds.select(range(1, 20, 2))}).save_to_disk(
-        str(path)
-    )
-    return path
-
-
-def _train(out, dataset_dir, **over):
-    return train(load_config("tiny", {"dataset_dir": str(dataset_dir), "output_dir": str(out), "max_steps": 2,
+def _train(out, toy_dataset_dir, **over):
+    return train(load_config("tiny", {"dataset_dir": str(toy_dataset_dir), "output_dir": str(out), "max_steps": 2,
                                       "eval_steps": 2, **over}))
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, dataset_dir, tiny_backbone):
-    return _train(tmp_path_factory.mktemp("contract-runs"), dataset_dir)
+def model_dir(tmp_path_factory, toy_dataset_dir, tiny_backbone):
+    return _train(tmp_path_factory.mktemp("contract-runs"), toy_dataset_dir)
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +61,8 @@ def test_training_stores_the_abstain_record(model_dir, clf):
     assert clf.abstain_threshold == meta["abstain_threshold"]
 
 
-def test_a_config_threshold_overrides_and_is_recorded(tmp_path, dataset_dir, tiny_backbone):
-    meta = json.loads((_train(tmp_path, dataset_dir, abstain_threshold=0.3, max_steps=1) / "newsclf.json").read_text())
+def test_a_config_threshold_overrides_and_is_recorded(tmp_path, toy_dataset_dir, tiny_backbone):
+    meta = json.loads((_train(tmp_path, toy_dataset_dir, abstain_threshold=0.3, max_steps=1) / "newsclf.json").read_text())
     assert meta["abstain_threshold"] == 0.3
     assert meta["abstain"]["source"] == "config" and meta["abstain"]["target_precision"] is None
     assert meta["abstain"]["n"] == 10 and 0 <= meta["abstain"]["coverage"] <= 1

@@ -10,22 +10,11 @@ import time
 
 import numpy as np
 import pytest
-from datasets import Dataset, DatasetDict
+from datasets import Dataset
 
 from newsclf.config import load_config
 from newsclf.predict import Classifier, load, predict
 from newsclf.train import TrainingInterrupted, train
-
-
-@pytest.fixture(scope="module")
-def toy_dataset_dir(tmp_path_factory, toy_rows):
-    rows = [{**r, "label_source": "gold:input", "group": i} for i, r in enumerate(toy_rows)]
-    ds = Dataset.from_list(rows)
-    path = tmp_path_factory.mktemp("toyds") / "dataset"
-    DatasetDict({"train": ds, "validation": ds.select(range(0, 20, 2)), "test": ds.select(range(1, 20, 2))}).save_to_disk(
-        str(path)
-    )
-    return path
 
 
 def tiny_config(tmp_path, dataset_dir, **over):
