@@ -93,6 +93,8 @@ class Config:
     early_stopping_patience: int = _f(3, "evaluations without a better validation macro-F1 before stopping "
                                       "(0: never stop early)")
     eval_steps: int | None = _f(None, "evaluate and checkpoint every N steps (null: every epoch)")
+    average_from: float | None = _f(None, "ship the mean of the weights at every evaluation from this share of "
+                                    "the training steps on (SWA), not the best checkpoint (null: the best)")
     bf16: bool = _f(True, "bf16 autocast (fast on CPUs with AVX-512 BF16/AMX and on GPUs)")
     freeze_embeddings: bool = _f(False, "keep the word embeddings fixed")
     num_threads: int | None = _f(None, "torch threads (null: torch's default)")
@@ -156,6 +158,7 @@ _RANGES: dict[str, tuple[float | int | None, float | int | None, str]] = {
     "abstain_threshold": (0, 1, "a probability in [0, 1] or null"),
     "weight_decay": (0, None, "a non-negative number"),
     "warmup_ratio": (0, 1, "a fraction in [0, 1]"),
+    "average_from": (0, 1, "a fraction in [0, 1] or null"),
 }
 
 

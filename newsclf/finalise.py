@@ -32,6 +32,7 @@ def finalise(
     fingerprint: str,
     split_counts: dict[str, Any],
     log_history: list[dict[str, Any]],
+    averaged_steps: list[int] | None = None,
 ) -> Path:
     """Calibrate on validation, score validation and test, and write the run's model and dataset folders.
 
@@ -70,6 +71,8 @@ def finalise(
         meta.abstain_threshold = abstain.threshold
         meta.abstain = {"source": source, **abstain.summary()}
     metrics: dict[str, Any] = {"train_seconds": round(train_seconds, 1), "train_articles": len(dsd["train"])}
+    if averaged_steps:
+        metrics["averaged_steps"] = averaged_steps
     predictions: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}
     for name, logits in split_logits.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -151,6 +152,8 @@ def train(
         check_resume_config(ckpt_dir, config, force=force)
     else:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if rank == 0:
+            shutil.rmtree(run_dir / "averaging", ignore_errors=True)  # a fresh run averages its own snapshots only
     if not resume and rank == 0:
         (ckpt_dir / CHECKPOINT_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2),
                                                   encoding="utf-8")
@@ -280,6 +283,10 @@ def train(
         callbacks: list[Any] = [StopOnSignal()]
         if has_val and config.early_stopping_patience > 0:
             callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+        if config.average_from is not None:
+            from newsclf.averaging import averaging_callback
+
+            callbacks.append(averaging_callback(run_dir / "averaging", config.average_from, rank))
         trainer = _trainer_class()(
             model=model,
             args=args,
@@ -292,11 +299,12 @@ def train(
             callbacks=callbacks,
             optimizers=(optimizer, None),
         )
-        if progress:
-            from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-            trainer.remove_callback(ProgressCallback)
-            trainer.remove_callback(PrinterCallback)
+        # Without tqdm the Trainer prints every log dict; --quiet means quiet.
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+        if progress:
             trainer.add_callback(_concise_progress())
 
         trainer.train(resume_from_checkpoint=True if resume else None)
@@ -312,9 +320,20 @@ def train(
         # Rank 0 calibrates, scores and saves; no collective follows training, so the others may leave now.
         return run_dir / "model"
     model = trainer.model
+    averaged: list[int] = []
+    if config.average_from is not None:
+        from newsclf.averaging import average_into, evaluated_steps
+
+        averaged = average_into(model, run_dir / "averaging", evaluated_steps(trainer.state.log_history))
+        if averaged:
+            log.info("weights averaged over the evaluations at steps %s", averaged)
+        else:
+            log.warning("average_from=%s: no evaluation that late (early stop?); keeping the best checkpoint",
+                        config.average_from)
     freeze_mean_pool_layer(model)
     train_seconds = time.time() - started
     from newsclf.finalise import finalise
 
     return finalise(config, model, tokenizer, dsd, train_seconds=train_seconds, fingerprint=dataset_fingerprint(dsd["train"]),
-                    split_counts=split_report(dsd, labels), log_history=trainer.state.log_history)
+                    split_counts=split_report(dsd, labels), log_history=trainer.state.log_history,
+                    averaged_steps=averaged)
