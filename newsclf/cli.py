@@ -309,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-articles", type=int, default=1000, help="more articles per request get 413 (default: 1000)")
     p.set_defaults(func=_cmd_serve)
 
+    # The labelling loop (issue 14): each module registers its own subcommand and handler (set_defaults(func=...)),
+    # and keeps its heavy imports inside the handler so `newsclf --help` stays fast.
+    import importlib
+
+    for module in ("newsclf.suggest", "newsclf.annotate", "newsclf.labelstudio"):
+        importlib.import_module(module).add_subcommand(sub, common)
+
     p = sub.add_parser("bench", parents=[common], help="benchmarks against plain Hugging Face (source checkout only)")
     try:  # the benchmarks' own options, where the checkout has them (benchmarks/ is not in the wheel)
         _benchmarks_cli().add_arguments(p)
