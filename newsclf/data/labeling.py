@@ -58,14 +58,15 @@ log = logging.getLogger(__name__)
 LABEL_COLUMNS = ("label", "label_source", "label_evidence", "label_auto")
 
 
-def label_articles(dataset: Any, config: Config | None = None) -> Any:
+def label_articles(dataset: Any, config: Config | None = None, *, stray_gold: str = "error") -> Any:
     """Add ``label``, ``label_source``, ``label_evidence`` and ``label_auto`` columns to an article dataset.
 
     ``dataset`` is a ``datasets.Dataset`` with at least ``id``, ``title`` and ``text`` (``date``, ``source``,
     ``page``, ``section`` feed the metadata rules). A ``label`` already present is gold (``gold:input``); a
     configured gold file overrides it; otherwise metadata rules, then (if ``config.use_weak_labels``) the
     lexicon labeller decide, abstaining with ``label=None``. With ``config=None`` the shipped defaults apply.
-    Raises ``ValueError`` for a label outside the label set or a gold id that matches no article.
+    Raises ``ValueError`` for a label outside the label set or (``stray_gold="error"``) a gold id that matches
+    no article; ``stray_gold="count"`` logs how many matched none (a gold file for a larger archive).
     """
     config, rules = _resolve(config)
     rows = _rows(dataset)
@@ -74,7 +75,10 @@ def label_articles(dataset: Any, config: Config | None = None) -> Any:
     if gold:
         known = set(ids)
         stray = [g for g in gold if g not in known]
-        if stray:
+        if stray and stray_gold == "count":
+            log.info("%d of %d gold ids are not in these %d articles (labels of other articles)", len(stray),
+                     len(gold), len(ids))
+        elif stray:
             where = gold[stray[0]][1]
             raise ValueError(f"{len(stray)} gold id(s) match no article in the dataset, e.g. {stray[0]!r} "
                              f"({where}); check the gold file labels this dataset (same id scheme), that no filter "
