@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 GOLD_SOURCES = ("gold", "gold:input")
 REASONS = ("label_error", "disagreement", "uncertainty", "abstained")
+DEFAULT_WEIGHTS = {"label_error": 1.0, "disagreement": 1.0, "uncertainty": 1.0, "abstained": 1.0}
 
 
 def _hash(*parts: str) -> str:
@@ -95,7 +96,6 @@ def model_probabilities(model_dir: str | Path, titles: Sequence[str], texts: Seq
     from newsclf import artifact
     from newsclf.predict import load
 
-    clf = load(model_dir)
     keys = [_hash(t, x)[:20] for t, x in zip(titles, texts)]
     path = _cache_file(f"model-{artifact.fingerprint(model_dir)}.npz") if cache else None
     known: dict[str, Any] = {}
@@ -106,7 +106,9 @@ def model_probabilities(model_dir: str | Path, titles: Sequence[str], texts: Seq
         except (OSError, ValueError, KeyError):
             known = {}
     todo = [i for i, k in enumerate(keys) if k not in known]
+    labels = list(artifact.read_meta(model_dir).labels)
     if todo:
+        clf = load(model_dir)  # only when something is not cached: loading alone takes seconds
         log.info("suggest: scoring %d articles with the model (%d cached)", len(todo), len(keys) - len(todo))
         probs = clf.probabilities([(titles[i], texts[i]) for i in todo])
         for i, p in zip(todo, probs):
@@ -124,7 +126,7 @@ def model_probabilities(model_dir: str | Path, titles: Sequence[str], texts: Seq
             except OSError as err:
                 log.warning("could not cache model scores in %s (%s)", path.parent, err)
                 tmp.unlink(missing_ok=True)
-    return np.stack([known[k] for k in keys]), list(clf.labels)
+    return np.stack([known[k] for k in keys]), labels
 
 
 def _cheap_probabilities(texts: list[str], given: list[str | None], labels: list[str], groups: Any, *,
@@ -167,12 +169,14 @@ def rank_candidates(
     ids: Sequence[str], titles: Sequence[str], texts: Sequence[str], given: Sequence[str | None],
     sources: Sequence[str | None], labels: Sequence[str], *, n: int, model_probs: Any = None, seed: int = 42,
     folds: int = 5, quota: bool = True, group_threshold: float = 0.8, cache: bool = True,
+    weights: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """The ``n`` articles most worth reading, in queue order, each with ``reason``, ``suggested``, ``score``, ``scores``.
 
     ``given`` is each article's current label (``None`` where the labeller abstained) and ``sources`` where it
     came from (``gold``/``gold:input`` are skipped, with their near-duplicates). ``model_probs`` (n, labels)
-    are a trained model's probabilities; without them the cheap TF-IDF model's stand in.
+    are a trained model's probabilities; without them the cheap TF-IDF model's stand in. ``weights`` scale
+    the signals before the largest is taken (default: ``DEFAULT_WEIGHTS``).
     """
     import numpy as np
     from cleanlab.filter import find_label_issues
@@ -180,6 +184,7 @@ def rank_candidates(
     from newsclf.data.splits import group_near_duplicates
 
     labels = list(labels)
+    w = {**DEFAULT_WEIGHTS, **(weights or {})}
     if n < 1:
         raise ValueError(f"--n must be a positive number of articles, found {n}")
     count = len(ids)
@@ -231,6 +236,7 @@ def rank_candidates(
                 signals["disagreement"] = float(1 - main[i, g])
             if flagged[i]:
                 signals["label_error"] = float(1 - cheap[i, g])
+        signals = {k: v * w[k] for k, v in signals.items()}
         reason = max(signals, key=lambda k: (signals[k], -REASONS.index(k)))
         rows.append({
             "i": i, "group": int(groups[i]), "priority": max(signals.values()), "reason": reason,
@@ -319,15 +325,51 @@ def suggest(
     if model is not None and keywords and queue:
         import numpy as np
 
+        from newsclf import artifact
         from newsclf.explain import explain_keywords
         from newsclf.predict import load
 
-        clf = load(model)
+        # Occlusion costs ~24 forward passes per article: cached like the probabilities, per model and article.
+        path = _cache_file(f"keywords-{artifact.fingerprint(model)}.json") if cache else None
+        known = _read_json(path)
+        todo = [r for r in queue if _hash(r["title"], r["text"], r["suggested"])[:20] not in known]
+        if todo:
+            clf = load(model)
+            for row in todo:
+                base = np.array([row["scores"]["probs"][lab] for lab in labels])
+                known[_hash(row["title"], row["text"], row["suggested"])[:20]] = explain_keywords(
+                    clf, (row["title"], row["text"]), labels.index(row["suggested"]), base=base, top_n=6, max_words=24)
+            _write_json(path, known)
         for row in queue:
-            base = np.array([row["scores"]["probs"][lab] for lab in labels])
-            row["keywords"] = explain_keywords(clf, (row["title"], row["text"]), labels.index(row["suggested"]),
-                                               base=base, top_n=6, max_words=24)
+            row["keywords"] = known[_hash(row["title"], row["text"], row["suggested"])[:20]]
     return queue
+
+
+def _read_json(path: Path | None) -> dict[str, Any]:
+    import json
+
+    if path is None or not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a corrupt cache entry is recomputed
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path | None, data: dict[str, Any]) -> None:
+    import json
+    import os
+
+    if path is None:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        log.warning("could not cache keywords in %s (%s)", path.parent, err)
+        tmp.unlink(missing_ok=True)
 
 
 def _cmd_suggest(args: argparse.Namespace, extra: list[str]) -> int:
