@@ -96,10 +96,14 @@ def run(queue: str | Path, out: str | Path, *, guide: str | Path | None = None, 
         raise ValueError(f"--port must be from 0 to 65535, found {port}")
     rows = read_queue(queue)
     guide_data = load_guide(guide, list(rows[0]["labels"]))
-    store = open_store(rows, out, annotator)
+    sock = _bind(host, port)  # before the store, so a busy port leaves no new file behind
+    try:
+        store = open_store(rows, out, annotator)
+    except BaseException:
+        sock.close()
+        raise
     try:
         app = create_app(store, guide_data, allow_remote=allow_remote)
-        sock = _bind(host, port)
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         if bound_host in ("0.0.0.0", "::"):
@@ -127,8 +131,8 @@ def run(queue: str | Path, out: str | Path, *, guide: str | Path | None = None, 
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            sock.close()
     finally:
+        sock.close()
         store.close()
     if not quiet:
         st = store.state()

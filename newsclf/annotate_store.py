@@ -248,16 +248,20 @@ class Store:
                     raise ValueError(f"{self.journal_path}:{n}: expected a JSON object, found {raw[:60]!r}")
                 entries.append(entry)
                 self._apply(entry, f"{self.journal_path}:{n}")
-            if before is not None:
+            if before is not None and entries:
                 self._check_csv(before, entries)
         self._journal = self.journal_path.open("a", encoding="utf-8")
         if not self.journal_path.stat().st_size:
             self._append({"journal": JOURNAL_FORMAT, "labels": self.labels})
-            for row in before or []:  # a CSV made elsewhere: its rows are kept (never undone, never lost)
+            _fsync_dir(self.journal_path.parent)
+        if not entries:
+            # A CSV made elsewhere (or by hand): its rows are kept, never undone, never lost. With no entry in
+            # the journal yet, any row the CSV holds came from outside it, so this is also right after a crash
+            # that left a journal with only its first line.
+            for row in before or []:
                 entry = {"op": "keep", **row}
                 self._append(entry)
                 self._apply(entry, str(self.out))
-            _fsync_dir(self.journal_path.parent)
         self._write_csv()
 
     def _check_csv(self, before: list[dict[str, str]], entries: list[dict[str, Any]]) -> None:
@@ -337,5 +341,20 @@ def parse_guide(text: str, labels: list[str]) -> dict[str, Any]:
             current = defs.setdefault(m.group(1), [])
             continue
         current.append(line)
-    intro_text = "\n".join(x for x in intro if not x.startswith("# ")).strip()
-    return {"intro": intro_text, "labels": {k: "\n".join(v).strip() for k, v in defs.items()}}
+    intro_text = _unwrap("\n".join(x for x in intro if not x.startswith("# ")))
+    return {"intro": intro_text, "labels": {k: _unwrap("\n".join(v)) for k, v in defs.items()}}
+
+
+def _unwrap(text: str) -> str:
+    """Join a Markdown paragraph's wrapped lines (a space between Latin words, none between Han characters);
+    blank lines, list items and headings stay on lines of their own: the page wraps the text itself."""
+    out: list[str] = []
+    for line in text.strip().splitlines():
+        line = line.strip()
+        prev = out[-1] if out else ""
+        if not line or not prev or prev.startswith("#") or re.match(r"([-*+]|\d+\.) |#", line):
+            out.append(line)
+        else:
+            han = ord(prev[-1]) > 0x2E7F and ord(line[0]) > 0x2E7F
+            out[-1] = prev + ("" if han else " ") + line
+    return "\n".join(out)

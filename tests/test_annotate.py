@@ -30,7 +30,12 @@ ARTICLES = [
      "safety", ["烟花爆竹", "消防器材", "安全生产"]),
     ("a2", "老街戏台重开 地方戏曲每周上演", "修缮后的老戏台迎来首场演出，剧团排演了三出传统剧目，附近居民搬着板凳早早赶来。",
      "culture", ["戏台", "传统剧目"]),
-    ("a3", "街道党工委为新党员举行入党宣誓", "二十名新党员面对党旗庄严宣誓，老党员代表分享了自己的入党经历。",
+    ("a3", "街道党工委为新党员举行入党宣誓",
+     "七月一日上午，街道党工委在社区活动中心举行新党员入党宣誓仪式。二十名新党员面对党旗庄严宣誓，"
+     "老党员代表分享了自己几十年来的入党经历和工作体会。\n"
+     "仪式结束后，新党员们参观了社区党建展室，观看了基层党组织发展历程的图片资料。"
+     "街道党工委负责人表示，将为每名新党员安排一名老党员结对帮带，帮助他们尽快熟悉支部工作。\n"
+     "据了解，今年以来该街道共发展党员四十余名，其中青年党员占比超过六成。",
      "party_building", ["党员", "入党宣誓"]),
     ("a4", "城区新增三条公交线路", "公交公司根据市民出行需求调整线路，新线路连接高铁站和大学城。<script>alert(1)</script><b>粗体</b>",
      "other", ["公交"]),
@@ -157,6 +162,13 @@ def test_an_existing_csv_is_kept_and_a_hand_edited_one_is_not_overwritten(tmp_pa
     with pytest.raises(ValueError, match="differs from its journal"):
         open_store(queue, out, "a")
     assert out.read_text(encoding="utf-8") == "id,label\nold-1,other\n"
+    # A crash right after the journal was started: the CSV's rows are still taken in.
+    fresh = tmp_path / "fresh.csv"
+    fresh.write_text("id,label\na3,culture\n", encoding="utf-8")
+    fresh.with_name("fresh.csv.journal.jsonl").write_text("", encoding="utf-8")
+    with open_store(queue, fresh, "a") as store:
+        assert store.state()["labelled"] == 1
+    assert [(r["id"], r["label"]) for r in _csv(fresh)] == [("a3", "culture")]
     extra = tmp_path / "notes.csv"
     extra.write_text("id,label,note\nx,culture,hmm\n", encoding="utf-8")
     with pytest.raises(ValueError, match="columns"):
@@ -201,8 +213,10 @@ def test_the_default_guide_defines_every_default_label_and_a_user_guide_is_parse
 
     guide = load_guide(None, LABELS)
     assert set(guide["labels"]) == set(LABELS) and all(len(v) > 40 for v in guide["labels"].values())
-    parsed = parse_guide("# 指南\n看主要内容。\n## safety — 安全\n事故、灾害。\n## 备注\n其他。\n## other\n其余。", LABELS)
-    assert parsed == {"intro": "看主要内容。", "labels": {"safety": "事故、灾害。\n## 备注\n其他。", "other": "其余。"}}
+    parsed = parse_guide("# 指南\n看主要\n内容。\n## safety — 安全\n事故、\n灾害。\n\nfire and\nfloods\n- 消防\n## 备注\n其他。"
+                         "\n## other\n其余。", LABELS)
+    assert parsed == {"intro": "看主要内容。", "labels": {"safety": "事故、灾害。\n\nfire and floods\n- 消防\n## 备注\n其他。",
+                                                         "other": "其余。"}}
 
 
 # -- the HTTP API (in process) -------------------------------------------------------------------------
@@ -313,7 +327,14 @@ def test_command_line_mistakes_end_in_one_error_line(tmp_path, queue_file, capsy
     assert "--allow-remote" in capsys.readouterr().err
     assert main(["annotate", str(queue_file), "--out", out, "--guide", str(tmp_path / "none.md")]) == 2
     assert "--guide" in capsys.readouterr().err
-    assert not Path(out).exists()  # nothing written before every check passed
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        assert main(["annotate", str(queue_file), "--out", out, "--port", str(busy.getsockname()[1])]) == 2
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
+    assert not list(tmp_path.glob("labels.csv*"))  # nothing written before every check passed
 
 
 # -- the page in a real browser ------------------------------------------------------------------------
@@ -393,7 +414,16 @@ def test_label_three_by_keyboard_undo_kill_restart_resume_in_chromium(tmp_path, 
         counter_says("2 of 5 labelled")
         shot = os.environ.get("NEWSCLF_ANNOTATE_SCREENSHOT")  # docs/annotate.png is made this way
         if shot:
+            browser.set_window_size(1280, 1250)
             browser.save_screenshot(shot)
+        for _ in range(3):  # skips are journal entries, not CSV rows
+            position = browser.find_element(By.ID, "position").text
+            press("s")
+            wait.until(lambda b, p=position: not b.find_element(By.ID, "main").is_displayed()
+                       or b.find_element(By.ID, "position").text != p)
+        wait.until(lambda b: b.find_element(By.ID, "done").is_displayed())
+        assert not browser.find_element(By.ID, "main").is_displayed()
+        assert browser.find_element(By.ID, "counter").text == "2 of 5 labelled, 3 skipped"
     finally:
         browser.quit()
         if proc is not None and proc.poll() is None:
