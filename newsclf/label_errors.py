@@ -13,10 +13,7 @@ first: ``id``, ``label`` (given), ``suggested`` (the most probable label), ``sco
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,20 +157,9 @@ def find_label_errors(
 
 def write_label_errors(rows: Sequence[dict[str, Any]], out: str | Path) -> Path:
     """Write ``rows`` as JSONL atomically (a temp file beside ``out``, then renamed); returns the path."""
-    target = Path(out)
-    if target.is_dir():
-        raise IsADirectoryError(f"--out {str(target)!r} is a folder; give a file name such as flags.jsonl")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    from newsclf.queue import write_jsonl
+
+    return write_jsonl(rows, out, example="flags.jsonl")
 
 
 def load_labelled(data: Sequence[str] | None, *, config: str | None = None, field_map: dict | None = None,

@@ -76,19 +76,27 @@ def read_queue(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_queue(rows: Iterable[dict[str, Any]], out: str | Path) -> Path:
-    """Write queue lines atomically (temp file beside ``out``, then renamed); adds the format marker."""
+def write_jsonl(rows: Iterable[dict[str, Any]], out: str | Path, example: str = "out.jsonl") -> Path:
+    """Write ``rows`` as JSON lines atomically (a temp file beside ``out``, then renamed); returns the path.
+
+    The one JSONL writer of the labelling loop (queues, label-error flags): a reader never sees half a file.
+    """
     target = Path(out)
     if target.is_dir():
-        raise IsADirectoryError(f"--out {str(target)!r} is a folder; give a file name such as queue.jsonl")
+        raise IsADirectoryError(f"--out {str(target)!r} is a folder; give a file name such as {example}")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for row in rows:
-                f.write(json.dumps({"queue": QUEUE_FORMAT, **row}, ensure_ascii=False) + "\n")
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_queue(rows: Iterable[dict[str, Any]], out: str | Path) -> Path:
+    """Write queue lines atomically (see :func:`write_jsonl`), each with the format marker."""
+    return write_jsonl(({"queue": QUEUE_FORMAT, **row} for row in rows), out, example="queue.jsonl")
