@@ -290,7 +290,7 @@ def _pick(ranked: list[dict[str, Any]], labels: list[str], n: int, quota: bool) 
 def suggest(
     data: Any, *, n: int = 100, model: str | Path | None = None, gold: Sequence[str | Path] = (),
     config: Any = None, seed: int = 42, folds: int = 5, quota: bool = True, keywords: bool = True,
-    cache: bool = True, field_map: dict | None = None, format: str | None = None,
+    cache: bool = True, field_map: dict | None = None, format: str | None = None, on_bad_record: str | None = None,
 ) -> list[dict[str, Any]]:
     """A reading queue of ``n`` articles from ``data`` (paths any loader reads, or a ``datasets.Dataset``).
 
@@ -308,7 +308,7 @@ def suggest(
     cfg = config if isinstance(config, Config) else load_config(config)
     cfg = replace(cfg, gold=[*cfg.gold, *[str(g) for g in gold]])
     ds = data if hasattr(data, "column_names") else load_articles(
-        data, field_map=field_map or cfg.field_map or None, format=format, on_bad_record=cfg.on_bad_record,
+        data, field_map=field_map or cfg.field_map or None, format=format, on_bad_record=on_bad_record or cfg.on_bad_record,
         min_chars=cfg.min_chars)
     ds = label_articles(ds, cfg, stray_gold="count")  # a gold file may cover more than this archive
     labels = list(cfg.labels)
@@ -389,7 +389,7 @@ def _cmd_suggest(args: argparse.Namespace, extra: list[str]) -> int:
         data = load_config(args.config).data
     queue = suggest(data, n=args.n, model=args.queue_model, gold=args.gold or (), config=args.config, seed=args.seed,
                     folds=args.folds, quota=not args.no_quota, keywords=not args.no_keywords, cache=not args.no_cache,
-                    field_map=field_map, format=args.format)
+                    field_map=field_map, format=args.format, on_bad_record=args.on_bad_record)
     out = write_queue(queue, args.out)
     reasons = ", ".join(f"{k} {sum(r['reason'] == k for r in queue)}" for k in REASONS)
     print(f"{len(queue)} articles queued ({reasons}) -> {out}", file=sys.stderr)
@@ -416,4 +416,6 @@ def add_subcommand(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
     p.add_argument("--no-cache", action="store_true", help="recompute every score")
     p.add_argument("--format", choices=FORMATS, help=f"input format instead of the extension: {', '.join(FORMATS)}")
     p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body}'")
+    p.add_argument("--on-bad-record", choices=("error", "skip"),
+                   help="a bad record stops the run (error, the config's default) or is skipped and counted")
     p.set_defaults(func=_cmd_suggest)
