@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -96,24 +94,16 @@ def config_path_for(out: str | Path) -> Path:
 
 
 def _write_atomic(target: Path, text: str, what: str) -> None:
-    """Write ``text`` to a temp file beside ``target``, fsync it, then rename: a reader never sees half a file."""
+    """Write ``text`` atomically through the project's one text writer, with a message that names ``what``."""
+    from newsclf.report import _write_atomic as write_text
+
     if target.is_dir():
         raise IsADirectoryError(f"--out {str(target)!r} is a folder; give a file name ({what})")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent))
+        write_text(target, text)
     except OSError as err:
         raise OSError(f"cannot write {what} {str(target)!r}: {err.strerror or err}; choose a folder you can "
                       "write to") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_tasks(tasks: list[dict[str, Any]], labels: list[str], out: str | Path) -> tuple[Path, Path]:
