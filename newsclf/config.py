@@ -43,7 +43,10 @@ class Config:
     # --- run ---
     name: str = _f("default", "run name; the run is written to <output_dir>/<name>/")
     output_dir: str = _f("runs", "folder that holds run folders")
-    seed: int = _f(42, "seed for splits, head initialisation and the Trainer")
+    seed: int = _f(42, "seed for head initialisation, dropout and batch order (and, unless data_seed is "
+                   "set, for the data sample and split)")
+    data_seed: int | None = _f(None, "seed for which articles are kept under max_per_label and for the split's "
+                               "tie-breaks; unset = seed. Fix it to compare training seeds on the same data")
 
     # --- data: where the articles come from ---
     data: list[str] = _f(["embedded"], "article files/folders (JSONL, JSON, CSV/TSV, Parquet, pages), "

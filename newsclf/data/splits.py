@@ -178,8 +178,10 @@ def build_dataset(config: Config | None = None) -> DatasetDict:
             "or fix the gold/rule files that produce them"
         )
     log.info("labelled %d of %d articles", len(labelled), n_all)
+    # The data sample and split follow data_seed when it is set, so training seeds can be compared on one dataset.
+    data_seed = config.seed if config.data_seed is None else config.data_seed
     if config.max_per_label:
-        labelled = _cap_per_label(labelled, config.max_per_label, config.seed)
+        labelled = _cap_per_label(labelled, config.max_per_label, data_seed)
     texts = [f"{t}\n{x}" for t, x in zip(labelled["title"], labelled["text"])]
     groups = group_near_duplicates(texts, config.dedup_threshold)
     labelled = labelled.add_column("group", groups.tolist()) if "group" not in labelled.column_names else labelled
@@ -190,7 +192,7 @@ def build_dataset(config: Config | None = None) -> DatasetDict:
         split_by=config.split_by,
         validation_fraction=config.validation_fraction,
         test_fraction=config.test_fraction,
-        seed=config.seed,
+        seed=data_seed,
     )
     labelled = labelled.select_columns([c for c in KEEP_COLUMNS if c in labelled.column_names])
     parts = {}
