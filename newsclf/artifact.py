@@ -167,12 +167,34 @@ def dataset_dir(path: str | Path, meta: ModelMeta) -> Path | None:
 
 def load(path: str | Path) -> tuple[Any, Any, ModelMeta]:
     """Load ``(model, tokenizer, meta)`` from a checked model folder."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     path = Path(path)
     meta = read_meta(path)
+    tokenizer = load_tokenizer(path)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+    except Exception as err:  # truncated or corrupt weights
+        raise ModelFolderError(f"model folder {path}: cannot load its weights ({err}); {_TRAIN_HINT}") from None
+    return model, tokenizer, meta
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """The checked tokenizer of the model folder at ``path`` (a runtime that has the weights elsewhere needs only this).
+
+    A folder with a ``tokenizer.json`` (every folder newsclf writes) is read as a fast tokenizer directly:
+    ``AutoTokenizer``'s import alone pulls in torch, ~300 MB that an OpenVINO process never uses.
+    """
+    path = Path(path)
+    try:
+        if (path / "tokenizer.json").is_file():
+            from transformers import PreTrainedTokenizerFast
+
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+        else:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as err:  # transformers raises many types for broken tokenizer files
         raise ModelFolderError(f"model folder {path}: cannot load its tokenizer ({err}); {_TRAIN_HINT}") from None
     # A folder whose tokenizer lost its vocabulary can still load, with only its special tokens: refuse it.
@@ -181,11 +203,7 @@ def load(path: str | Path) -> tuple[Any, Any, ModelMeta]:
             f"model folder {path}: its tokenizer has only {len(tokenizer)} tokens, so the tokenizer files are "
             f"missing or broken; {_TRAIN_HINT}"
         )
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(path)
-    except Exception as err:  # truncated or corrupt weights
-        raise ModelFolderError(f"model folder {path}: cannot load its weights ({err}); {_TRAIN_HINT}") from None
-    return model, tokenizer, meta
+    return tokenizer
 
 
 # ---------------------------------------------------------------- writing

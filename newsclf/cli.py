@@ -216,7 +216,7 @@ def _cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
                          "pip install 'newsclf[serve]'") from None
     settings = ServeSettings(batch_size=args.batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                              max_body_bytes=args.max_body_bytes, max_articles=args.max_articles,
-                             precision=args.precision)
+                             precision=args.precision, backend=args.backend)
     return serve(args.model, host=args.host, port=args.port, settings=settings, quiet=args.quiet)
 
 
@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"), help="as newsclf.load")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "openvino"),
+                   help="as newsclf.load (default: OpenVINO when the newsclf[openvino] extra is installed)")
     p.add_argument("--batch-size", type=int, default=16, help="articles per forward pass (default: 16)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long a request waits for others to fill a batch (default: 5)")

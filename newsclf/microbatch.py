@@ -115,7 +115,8 @@ class Batcher:
         self._wake = asyncio.Event()
         try:
             self.clf = await loop.run_in_executor(
-                executor, lambda: Classifier.from_dir(self.model_dir, precision=self.settings.precision)
+                executor, lambda: Classifier.from_dir(self.model_dir, precision=self.settings.precision,
+                                                   backend=self.settings.backend)
             )
         except Exception as err:  # a broken folder found only now, out of memory, ...
             self.state, self.error = "failed", f"{type(err).__name__}: {err}"
@@ -125,7 +126,7 @@ class Batcher:
                 self.on_failure(self.error)
             return
         self.state = "ready"
-        log.info("model loaded from %s (precision %s)", self.model_dir, self.clf.precision)
+        log.info("model loaded from %s (%s, precision %s)", self.model_dir, self.clf.backend, self.clf.precision)
         wait = self.settings.max_wait_ms / 1000
         while True:
             while not self.pending:

@@ -126,9 +126,11 @@ class MeanPoolShortcut(torch.nn.Module):
         self.pooler = bert.pooler
         self.classifier = model.classifier
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits, shape (batch, labels)."""
-        hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(
+        self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor, inputs_embeds: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits, shape (batch, labels). ``inputs_embeds`` (word embeddings looked up elsewhere) replaces ids."""
+        hidden = self.trunk(input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds).last_hidden_state
         weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
         mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
         layer = self.pool_layer

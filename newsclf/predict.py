@@ -24,6 +24,8 @@ from newsclf.inputs import encode_article, pool_chunk_logits
 DEFAULT_MODEL_DIR = Path("runs") / "default" / "model"
 Item = str | dict
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+# "auto": OpenVINO when the newsclf[openvino] extra is installed and precision is "auto", else PyTorch.
+BACKENDS = ("auto", "torch", "openvino")
 
 
 def cpu_has_bf16() -> bool:
@@ -174,10 +176,25 @@ class Classifier:
     """A loaded newsclf model. Thread-safe: torch inference holds no per-call state on the module."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, meta: dict[str, Any], path: Path | None = None, precision: str = "fp32"
+        self, model: Any, tokenizer: Any, meta: dict[str, Any], path: Path | None = None, precision: str = "fp32",
+        runtime: Any = None,
     ):
+        """``model``: the torch model, or None with ``runtime``, a callable (ids, mask) -> logits on numpy
+        arrays that already runs at ``precision`` (the OpenVINO backend)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.path = path
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.abstain_threshold = float(meta.get("abstain_threshold") or 0.0)
+        self._lock = threading.Lock()
+        if runtime is not None:
+            self.backend, self.precision, self.model, self._forward = "openvino", precision, None, None
+            self._runtime = runtime
+            self.labels: list[str] = list(meta["labels"])
+            return
+        self.backend, self._runtime = "torch", None
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "fp32"
         import torch
@@ -204,28 +221,47 @@ class Classifier:
         self.model = model.eval()
         # Same logits as the stock forward, ~8% less compute; other heads run the stock forward.
         self._forward = MeanPoolShortcut(model).eval() if shortcut else None
-        self.tokenizer = tokenizer
-        self.meta = meta
-        self.path = path
-        self.labels: list[str] = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        self.temperature = float(meta.get("temperature", 1.0))
-        self.abstain_threshold = float(meta.get("abstain_threshold") or 0.0)
-        self._lock = threading.Lock()
+        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
     @classmethod
-    def from_dir(cls, path: str | Path, precision: str = "auto") -> Classifier:
+    def from_dir(cls, path: str | Path, precision: str = "auto", backend: str = "auto") -> Classifier:
         """Load a model folder written by ``newsclf train`` (checked by :mod:`newsclf.artifact`).
 
         ``precision``: ``fp32``; ``bf16`` (bf16 weights, packed oneDNN linears and blocked CPU attention:
         3.4-3.9x our fp32 path on CPUs with AVX-512 BF16, predictions within a measured tolerance, see
         ``newsclf bench predict``);
-        ``int8`` (dynamic quantisation of the linear layers); ``auto`` = bf16 where the CPU supports it, else
-        fp32.
+        ``int8`` (dynamic quantisation of the linear layers); ``auto`` = the fastest path that agrees with
+        fp32: with the ``newsclf[openvino]`` extra, OpenVINO int8 (checked against fp32 at conversion, see
+        :mod:`newsclf.ov_backend`) or bf16; without it, PyTorch bf16 where the CPU supports it, else fp32.
+
+        ``backend``: ``auto`` (OpenVINO for ``precision="auto"`` when installed, else PyTorch), ``torch`` or
+        ``openvino`` (any precision; the model is converted once and cached by its weights' hash).
         """
         from newsclf import artifact
 
         if precision not in PRECISIONS:  # before the (slow) load
             raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}; 'auto' picks the fastest installed")
+        from newsclf import ov_backend
+
+        if backend == "openvino" or (backend == "auto" and precision == "auto" and ov_backend.missing_reason() is None):
+            meta = artifact.read_meta(path)
+            tokenizer = artifact.load_tokenizer(path)
+            try:
+                runtime, chosen, _ = ov_backend.runtime(Path(path), precision, meta.max_length)
+            except artifact.ModelFolderError:
+                raise
+            except ov_backend.OpenVINOUnavailable as err:
+                if backend == "openvino":
+                    raise
+                ov_backend.log.info("OpenVINO not used: %s", err)
+            except (OSError, RuntimeError) as err:  # an unwritable cache, a graph OpenVINO cannot convert
+                if backend == "openvino":
+                    raise ov_backend.OpenVINOUnavailable(f"cannot run {path} on OpenVINO: {err}") from err
+                ov_backend.log.warning("OpenVINO failed (%s); running on PyTorch instead", err)
+            else:
+                return cls(None, tokenizer, meta.to_dict(), Path(path), precision=chosen, runtime=runtime)
         model, tokenizer, meta = artifact.load(path)
         return cls(model, tokenizer, meta.to_dict(), Path(path), precision=precision)
 
@@ -243,7 +279,10 @@ class Classifier:
 
     def logits(self, articles: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
         """Uncalibrated article-level logits, shape (n, labels); chunk logits are averaged per article."""
-        import torch
+        import contextlib
+
+        if self._runtime is None:
+            import torch
 
         rows: list[list[int]] = []
         owners: list[int] = []
@@ -255,19 +294,23 @@ class Classifier:
         # Sorting by length keeps padding (wasted compute) small inside each batch.
         order = sorted(range(len(rows)), key=lambda r: len(rows[r]))
         pad = self.tokenizer.pad_token_id or 0
-        with torch.inference_mode():
+        with torch.inference_mode() if self._runtime is None else contextlib.nullcontext():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 width = max(len(rows[r]) for r in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                ids = np.full((len(idx), width), pad, dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
                 for j, r in enumerate(idx):
-                    ids[j, : len(rows[r])] = torch.tensor(rows[r])
+                    ids[j, : len(rows[r])] = rows[r]
                     mask[j, : len(rows[r])] = 1
+                if self._runtime is not None:
+                    out[idx] = self._runtime(ids, mask)
+                    continue
+                t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
                 if self._forward is not None:
-                    logits = self._forward(ids, mask)
+                    logits = self._forward(t_ids, t_mask)
                 else:
-                    logits = self.model(input_ids=ids, attention_mask=mask).logits
+                    logits = self.model(input_ids=t_ids, attention_mask=t_mask).logits
                 out[idx] = logits.float().numpy()
         return pool_chunk_logits(out, owners, len(articles)) if articles else np.zeros((0, len(self.labels)))
 
@@ -340,13 +383,16 @@ def default_model_path() -> Path:
     return Path(os.environ.get("NEWSCLF_MODEL") or DEFAULT_MODEL_DIR)
 
 
-def load(path: str | Path | None = None, precision: str = "auto") -> Classifier:
-    """Load (once per process, then shared) the model folder at ``path`` (default: see default_model_path)."""
+def load(path: str | Path | None = None, precision: str = "auto", backend: str = "auto") -> Classifier:
+    """Load (once per process, then shared) the model folder at ``path`` (default: see default_model_path).
+
+    ``precision`` and ``backend``: see :meth:`Classifier.from_dir`.
+    """
     p = Path(path) if path is not None else default_model_path()
-    key = f"{p.resolve()}|{precision}"
+    key = f"{p.resolve()}|{precision}|{backend}"
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = Classifier.from_dir(p, precision=precision)
+            _CACHE[key] = Classifier.from_dir(p, precision=precision, backend=backend)
         return _CACHE[key]
 
 

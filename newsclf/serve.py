@@ -52,7 +52,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from newsclf import __version__
 from newsclf.artifact import fingerprint, read_meta
 from newsclf.microbatch import ApiError, Batcher
-from newsclf.predict import PRECISIONS
+from newsclf.predict import BACKENDS, PRECISIONS
 from newsclf.serve_request import (  # noqa: F401  (BODY_KEYS, OPTION_KEYS: also this module's API)
     _ERROR,
     _RESULT,
@@ -75,6 +75,7 @@ class ServeSettings:
     max_body_bytes: int = 2_000_000  # a larger body gets 413
     max_articles: int = 1000  # more articles in one request get 413
     precision: str = "auto"  # as newsclf.load
+    backend: str = "auto"  # as newsclf.load: OpenVINO with the newsclf[openvino] extra and precision auto
     graceful_timeout_s: float = 30.0  # on SIGTERM/Ctrl-C, how long in-flight requests may take to finish
 
     def __post_init__(self) -> None:
@@ -88,6 +89,8 @@ class ServeSettings:
                 raise ValueError(f"{key.replace('_', '-')}: expected a number >= 0, found {value!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
 
 
 class _JSON(JSONResponse):
@@ -187,7 +190,7 @@ def create_app(
     async def health() -> _JSON:
         if batcher.state == "ready":
             assert batcher.clf is not None
-            return _JSON({"status": "ok", "precision": batcher.clf.precision, "queued_articles": batcher.pending_articles,
+            return _JSON({"status": "ok", "precision": batcher.clf.precision, "backend": batcher.clf.backend, "queued_articles": batcher.pending_articles,
                           "running_articles": batcher.running_articles, "batches": batcher.batches,
                           "articles": batcher.articles_done})
         if batcher.state == "loading":

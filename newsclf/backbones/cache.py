@@ -29,14 +29,14 @@ def _writable_cache() -> Path:
     return root
 
 
-def _build_cached(name: str, build) -> Path:
+def _build_cached(name: str, build, marker: str = "config.json") -> Path:
     """Return ``cache/name``, building it with ``build(tmp_dir)`` into a temp dir renamed into place.
 
     The rename is atomic, so a crash or an error mid-conversion never leaves a half-written model where
-    a later run would pick it up.
+    a later run would pick it up. ``marker`` is the file whose presence means a finished entry.
     """
     existing = cache_dir() / name
-    if (existing / "config.json").is_file():
+    if (existing / marker).is_file():
         return existing
     root = _writable_cache()
     final = root / name
@@ -47,7 +47,7 @@ def _build_cached(name: str, build) -> Path:
             os.rename(tmp, final)
         except OSError:
             # Another process finished the same conversion first; its copy is identical.
-            if not (final / "config.json").is_file():
+            if not (final / marker).is_file():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:

@@ -1,0 +1,193 @@
+"""The OpenVINO backend (newsclf[openvino]): same answers as PyTorch, one conversion per model, and clean
+fallbacks when the package, a CPU feature or the cache is missing or broken."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("openvino", reason="the openvino extra is not installed (pip install 'newsclf[openvino]')")
+
+from newsclf import ov_backend  # noqa: E402
+from newsclf.predict import Classifier  # noqa: E402
+
+ARTICLES = [
+    ("市委常委会研究部署安全生产工作", "会议强调，要压实企业主体责任，开展隐患排查整治，坚决遏制重特大事故发生。"),
+    ("非遗展演活动在市文化馆举行", "剪纸、皮影、豫剧等传统艺术集中亮相，吸引众多市民前来观看。"),
+    ("基层党组织开展主题党日活动", "党员们重温入党誓词，学习党的二十大精神，交流学习体会。"),
+    ("短讯", "今日晴。"),
+    # Long enough to fill max_length: runs on the fixed-shape graphs.
+    ("全市文化惠民工程持续推进", "图书馆、文化馆、博物馆免费开放，" * 40),
+]
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    """A fresh, empty conversion cache for one test."""
+    monkeypatch.setenv("NEWSCLF_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted(p for p in cache.glob("openvino-*") if (p / ov_backend.ENTRY_FILE).is_file())
+
+
+def _copy(model: Path, dest: Path) -> Path:
+    shutil.copytree(model, dest)
+    return dest
+
+
+def test_openvino_fp32_gives_pytorchs_probabilities(tiny_model, cache):
+    torch_clf = Classifier.from_dir(tiny_model, precision="fp32", backend="torch")
+    ov_clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
+    assert (ov_clf.backend, ov_clf.precision, ov_clf.model) == ("openvino", "fp32", None)
+    want, got = torch_clf.probabilities(ARTICLES), ov_clf.probabilities(ARTICLES)
+    assert got.shape == want.shape == (len(ARTICLES), len(torch_clf.labels))
+    assert np.allclose(got, want, atol=1e-4), np.abs(got - want).max()
+    # The public result too: same labels, same abstentions, same keys.
+    a, b = torch_clf.predict([{"title": t, "text": x} for t, x in ARTICLES]), ov_clf.predict(
+        [{"title": t, "text": x} for t, x in ARTICLES])
+    assert [(r["label"], r["abstained"], sorted(r)) for r in a] == [(r["label"], r["abstained"], sorted(r)) for r in b]
+
+
+def test_auto_converts_once_and_reuses_the_cache(tiny_model, cache, caplog):
+    with caplog.at_level(logging.WARNING, logger="newsclf.ov_backend"):
+        first = Classifier.from_dir(tiny_model)  # precision auto, backend auto: OpenVINO when installed
+    assert first.backend == "openvino"
+    assert first.precision in {"int8", "bf16", "fp32"}
+    assert any("converting" in r.getMessage() for r in caplog.records)
+    entries = _entries(cache)
+    assert entries, f"no cache entry in {cache}"
+    record = json.loads((entries[-1] / ov_backend.ENTRY_FILE).read_text())
+    if first.precision == "int8":
+        # int8 is used only when, with thin margins re-run on fp32, it agreed on the check articles.
+        assert record["agreement"]["same_label"] >= ov_backend.INT8_MIN_AGREEMENT
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="newsclf.ov_backend"):
+        second = Classifier.from_dir(tiny_model)
+    assert not [r for r in caplog.records if "converting" in r.getMessage()]
+    assert _entries(cache) == entries
+    assert np.array_equal(first.probabilities(ARTICLES).argmax(1), second.probabilities(ARTICLES).argmax(1))
+
+
+def test_changed_weights_are_converted_again(tiny_model, cache, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    model = _copy(tiny_model, tmp_path / "model")
+    before = Classifier.from_dir(model, precision="fp32", backend="openvino").probabilities(ARTICLES)
+    # Same file size, same config, new weights: a size- or name-based key would serve the stale graph.
+    weights = load_file(model / "model.safetensors")
+    name = next(k for k in weights if k.startswith("classifier.") and k.endswith("weight"))
+    weights[name] = -weights[name]
+    save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+    after = Classifier.from_dir(model, precision="fp32", backend="openvino").probabilities(ARTICLES)
+    want = Classifier.from_dir(model, precision="fp32", backend="torch").probabilities(ARTICLES)
+    assert len(_entries(cache)) == 2
+    assert np.allclose(after, want, atol=1e-4)
+    assert not np.allclose(after, before, atol=1e-4)
+
+
+def test_a_corrupt_cache_entry_is_rebuilt(tiny_model, cache, caplog):
+    want = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino").probabilities(ARTICLES)
+    (entry,) = _entries(cache)
+    with (entry / "model.bin").open("r+b") as fh:  # flip bytes in the middle of the weights
+        fh.seek(os.path.getsize(entry / "model.bin") // 2)
+        fh.write(b"\x00\xff" * 64)
+    with caplog.at_level(logging.WARNING, logger="newsclf.ov_backend"):
+        got = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino").probabilities(ARTICLES)
+    assert any("does not match its recorded hash" in r.getMessage() for r in caplog.records)
+    assert np.allclose(got, want, atol=1e-6)
+    (entry,) = _entries(cache)
+    (entry / ov_backend.ENTRY_FILE).write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="newsclf.ov_backend"):
+        got = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino").probabilities(ARTICLES)
+    assert any("unreadable record" in r.getMessage() for r in caplog.records)
+    assert np.allclose(got, want, atol=1e-6)
+
+
+def test_without_the_package_auto_runs_pytorch_and_openvino_says_how_to_install(tiny_model, cache):
+    # A real missing package: the child process blocks the import (sys.modules entry None raises ImportError).
+    code = (
+        "import sys; sys.modules['openvino'] = None\n"
+        "from newsclf.predict import Classifier\n"
+        f"clf = Classifier.from_dir({str(tiny_model)!r})\n"
+        "print(clf.backend)\n"
+        "try:\n"
+        f"    Classifier.from_dir({str(tiny_model)!r}, backend='openvino')\n"
+        "except Exception as err:\n"
+        "    print(type(err).__name__, err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "NEWSCLF_CACHE": str(cache)}).stdout.splitlines()
+    assert out[0] == "torch"
+    assert out[1].startswith("OpenVINOUnavailable") and "pip install 'newsclf[openvino]'" in out[1]
+
+
+def test_a_cpu_without_bf16_or_int8_gets_fp32(tiny_model, cache, monkeypatch):
+    # What OpenVINO reports on such a CPU; the reported set is all the backend reads.
+    monkeypatch.setattr(ov_backend, "capabilities", lambda: frozenset({"FP32"}))
+    clf = Classifier.from_dir(tiny_model)
+    assert (clf.backend, clf.precision) == ("openvino", "fp32")
+    for precision in ("bf16", "int8"):
+        with pytest.raises(ov_backend.OpenVINOUnavailable, match="use precision='fp32'"):
+            Classifier.from_dir(tiny_model, precision=precision, backend="openvino")
+
+
+def test_an_unwritable_cache_falls_back_to_pytorch(tiny_model, tmp_path, monkeypatch, caplog):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    monkeypatch.setenv("NEWSCLF_CACHE", str(ro))
+    with caplog.at_level(logging.WARNING, logger="newsclf.ov_backend"):
+        clf = Classifier.from_dir(tiny_model)
+    assert clf.backend == "torch"
+    assert any("running on PyTorch instead" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ov_backend.OpenVINOUnavailable, match="NEWSCLF_CACHE"):
+        Classifier.from_dir(tiny_model, backend="openvino")
+
+
+def test_a_cache_that_is_a_file_falls_back_to_pytorch(tiny_model, tmp_path, monkeypatch):
+    # Runs as root too: a path that is a file cannot hold the cache whoever you are.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("NEWSCLF_CACHE", str(blocker))
+    assert Classifier.from_dir(tiny_model).backend == "torch"
+    with pytest.raises(ov_backend.OpenVINOUnavailable, match="NEWSCLF_CACHE"):
+        Classifier.from_dir(tiny_model, backend="openvino")
+
+
+def test_bad_backend_is_refused_before_loading(tiny_model):
+    with pytest.raises(ValueError, match="backend 'onnx' is not one of auto, torch, openvino"):
+        Classifier.from_dir(tiny_model, backend="onnx")
+
+
+def test_int8_rechecks_thin_margins_on_fp32(tiny_model, cache):
+    clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
+    runtime = clf._runtime
+    assert runtime.fallback is not None and runtime.recheck_margin >= 0
+    ids, mask = ov_backend._pad([clf.encode(t, x)[0] for t, x in ARTICLES], clf.tokenizer.pad_token_id or 0)
+    alone = runtime._fast(ids, mask)
+    thin = ov_backend.margins(alone) < runtime.recheck_margin
+    got = runtime(ids, mask)
+    assert runtime.rechecked == int(thin.sum())
+    # Rows with a thin int8 margin carry the fp32 graph's logits; the others int8's, untouched.
+    assert np.array_equal(got[~thin], alone[~thin])
+    if thin.any():
+        assert np.allclose(got[thin], runtime._infer("fallback", ids[thin], mask[thin]), atol=1e-6)
+
+
+def test_single_and_batched_calls_agree(tiny_model, cache):
+    clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
+    many = clf.probabilities(ARTICLES * 5, batch_size=16)  # static 8-row slices and a remainder
+    one = np.stack([clf.probabilities([a])[0] for a in ARTICLES])
+    assert np.allclose(many[: len(ARTICLES)], one, atol=1e-5)
