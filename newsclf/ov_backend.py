@@ -363,11 +363,17 @@ def runtime(model_dir: str | Path, precision: str, max_length: int) -> tuple[Ope
     if precision == "auto":
         chosen = "bf16" if bf16 else "fp32"
         if "INT8" in caps and _nncf_missing() is None:
-            entry, record = converted(model_dir, int8=True)
+            try:
+                entry, record = converted(model_dir, int8=True)
+            except OSError:  # an unwritable cache fails the fp32 conversion too: let the caller decide
+                raise
+            except Exception as err:  # noqa: BLE001 - a quantiser failure must not stop a plain load
+                log.warning("int8 conversion failed (%s: %s); running %s", type(err).__name__, err, chosen)
+                record = {}
             agreement = record.get("agreement", {}).get("same_label", 0.0)
             if agreement >= INT8_MIN_AGREEMENT:
                 chosen = "int8"
-            else:
+            elif record:
                 log.warning("int8 agreed with fp32 on %.1f%% of the check articles (< %.0f%%): running %s",
                             100 * agreement, 100 * INT8_MIN_AGREEMENT, chosen)
     entry, record = converted(model_dir, int8=chosen == "int8")

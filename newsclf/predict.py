@@ -256,10 +256,10 @@ class Classifier:
                 if backend == "openvino":
                     raise
                 ov_backend.log.info("OpenVINO not used: %s", err)
-            except (OSError, RuntimeError) as err:  # an unwritable cache, a graph OpenVINO cannot convert
+            except Exception as err:  # noqa: BLE001 - an unwritable cache, a graph OpenVINO cannot convert, ...
                 if backend == "openvino":
                     raise ov_backend.OpenVINOUnavailable(f"cannot run {path} on OpenVINO: {err}") from err
-                ov_backend.log.warning("OpenVINO failed (%s); running on PyTorch instead", err)
+                ov_backend.log.warning("OpenVINO failed (%s: %s); running on PyTorch instead", type(err).__name__, err)
             else:
                 return cls(None, tokenizer, meta.to_dict(), Path(path), precision=chosen, runtime=runtime)
         model, tokenizer, meta = artifact.load(path)
