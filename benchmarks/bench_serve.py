@@ -185,6 +185,7 @@ def bench_serve(
         health = json.loads(_request(conn, "GET", "/health")[2])
         served = json.loads(_request(conn, "GET", "/labels")[2])
         out["served_precision"] = health["precision"]
+        out["served_backend"] = health.get("backend", "torch")
         out["server_settings"] = "defaults (batch_size 16, max_wait_ms 5, max_queue 2048, 2 MB, 1000 articles)"
         for body in bodies[0][:4]:  # warm-up
             _request(conn, "POST", "/predict", body, {"Content-Type": "application/json"})
@@ -219,7 +220,8 @@ def bench_serve(
         }
 
         # The same articles in this process, batches of 16 (the server is idle meanwhile).
-        clf = Classifier.from_dir(model, precision=health["precision"])
+        # The server's own runtime (OpenVINO int8 is not PyTorch's dynamic int8), so labels must match.
+        clf = Classifier.from_dir(model, precision=health["precision"], backend=health.get("backend", "torch"))
         clf.predict(per_request[:16])
 
         def in_process() -> list[dict]:
