@@ -19,11 +19,14 @@ than served stale; an entry whose files no longer match their recorded hashes is
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -79,8 +82,6 @@ def capabilities() -> frozenset[str]:
 
 
 def _nncf_missing() -> str | None:
-    import importlib.util
-
     # Looked up, not imported: importing nncf imports torch (~300 MB), needed only when converting.
     if importlib.util.find_spec("nncf") is None:
         return f"int8 needs the nncf package, which is not installed; {INSTALL_HINT}"
@@ -174,8 +175,29 @@ def margins(logits: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
     return logits[rows, label] - others.max(1)
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Any:
+    """Send what the converters print to stderr: ``newsclf predict`` writes JSON lines to stdout, and NNCF
+    prints its progress bars there and logs through a handler bound to ``sys.stdout`` at import."""
+    handler = None
+    if "nncf" in sys.modules or importlib.util.find_spec("nncf") is not None:
+        from nncf.common.logging.logger import stdout_handler as handler
+    old = handler.setStream(sys.stderr) if handler is not None else None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if handler is not None:
+            handler.setStream(old)
+
+
 def _convert(model_dir: Path, int8: bool, tmp: Path) -> None:
     """Write the converted model (``model.xml``/``.bin``, ``embeddings.npy``) and its entry record into ``tmp``."""
+    with _stdout_to_stderr():
+        _convert_quietly(model_dir, int8, tmp)
+
+
+def _convert_quietly(model_dir: Path, int8: bool, tmp: Path) -> None:
     import openvino as ov
     import torch
 
