@@ -300,10 +300,11 @@ class OpenVINOForward:
     """``(ids, mask) -> logits`` on a converted model (one call at a time: a lock guards the requests).
 
     Four compiled forms of one graph, each compiled on first use (~1 s): rows at ``max_length`` (most news
-    articles reach it; batches from ``PAD_FROM`` of it are padded up) run in slices of ``STATIC_BATCH`` on a
-    graph compiled for exactly that shape (measured ~8% faster than a batch-dynamic one), single articles on
+    articles reach it) run in slices of ``STATIC_BATCH`` on a graph compiled for exactly that shape
+    (measured ~8% faster than a batch-dynamic one), single articles (padded up from ``PAD_FROM`` of it) on
     one compiled for one row, a remainder on one bounded to 1..STATIC_BATCH rows; shorter batches on the
-    fully dynamic graph.
+    fully dynamic graph. With ``fallback`` (int8), rows whose top-two margin is under ``recheck_margin`` are
+    run again on the fallback graph.
     """
 
     def __init__(self, xml: Path, precision_hint: str, max_length: int, fallback: Path | None = None,
