@@ -182,13 +182,17 @@ def _stdout_to_stderr() -> Any:
     handler = None
     if "nncf" in sys.modules or importlib.util.find_spec("nncf") is not None:
         from nncf.common.logging.logger import stdout_handler as handler
-    old = handler.setStream(sys.stderr) if handler is not None else None
+    # Assigned, not setStream(): that flushes the old stream, which may be closed by now (e.g. the stdout
+    # that was current when nncf was first imported).
+    old = handler.stream if handler is not None else None
+    if handler is not None:
+        handler.stream = sys.stderr
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
         if handler is not None:
-            handler.setStream(old)
+            handler.stream = old
 
 
 def _convert(model_dir: Path, int8: bool, tmp: Path) -> None:
