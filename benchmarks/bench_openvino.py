@@ -129,15 +129,7 @@ def bench_openvino(model: str, data: str, *, n_articles: int = 200, n_calibratio
 
     import newsclf
     from newsclf.metrics import compute_metrics
-    from newsclf.ov_backend import source_key
     from newsclf.predict import Classifier
-
-    def ov_record(model_dir: str) -> dict[str, Any]:
-        from newsclf.backbones.cache import cache_dir
-        from newsclf.ov_backend import ENTRY_FILE
-
-        entry = cache_dir() / f"openvino-{source_key(Path(model_dir), 'int8' if default.precision == 'int8' else 'fp32')}"
-        return json.loads((entry / ENTRY_FILE).read_text(encoding="utf-8"))
 
     hf_logging.set_verbosity_error()
     rows = _rows(data)
@@ -158,7 +150,7 @@ def bench_openvino(model: str, data: str, *, n_articles: int = 200, n_calibratio
     out["newsclf_default_load_s"] = round(time.perf_counter() - t, 1)
     out["newsclf_default_runs"] = f"{default.backend} {default.precision}"
     if default.backend == "openvino":
-        out["newsclf_default_conversion"] = {k: v for k, v in ov_record(model).items() if k != "files"}
+        out["newsclf_default_conversion"] = {k: v for k, v in default._runtime.record.items() if k != "files"}
     pipe = pipeline("text-classification", model=str(model), device=-1)
     pipe_kw = {"batch_size": 16, "truncation": True, "max_length": max_length}
     stock = {

@@ -74,6 +74,19 @@ def encode_article(
     return [[cls_id, *chunk, sep_id] for chunk in chunks]
 
 
+def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """Token id rows as int64 ``(ids, attention_mask)`` arrays, right-padded to the longest row."""
+    import numpy as np
+
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for j, r in enumerate(rows):
+        ids[j, : len(r)] = r
+        mask[j, : len(r)] = 1
+    return ids, mask
+
+
 def pool_chunk_logits(logits: Any, owners: list[int], n_articles: int) -> Any:
     """Average chunk logits per article (``owners[i]`` = the article index of row ``i``)."""
     import numpy as np

@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from newsclf.inputs import encode_article, pad_rows
+
 log = logging.getLogger(__name__)
 
 # Bump when the exported graph or the quantisation recipe changes: old cache entries are then ignored.
@@ -152,18 +154,8 @@ def _chunks(clf_encode: Any, n_skip: int, n: int) -> list[list[int]]:
     return [clf_encode(ds["title"][i], ds["text"][i])[0] for i in picked]
 
 
-def _pad(rows: list[list[int]], pad: int) -> tuple[np.ndarray, np.ndarray]:
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for j, r in enumerate(rows):
-        ids[j, : len(r)] = r
-        mask[j, : len(r)] = 1
-    return ids, mask
-
-
 def _logits_of(forward: OpenVINOForward, rows: list[list[int]], pad: int) -> np.ndarray:
-    return np.concatenate([forward(*_pad(rows[start : start + 8], pad)) for start in range(0, len(rows), 8)])
+    return np.concatenate([forward(*pad_rows(rows[start : start + 8], pad)) for start in range(0, len(rows), 8)])
 
 
 def margins(logits: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
@@ -206,7 +198,6 @@ def _convert_quietly(model_dir: Path, int8: bool, tmp: Path) -> None:
     import torch
 
     from newsclf import artifact
-    from newsclf.inputs import encode_article
 
     model, tokenizer, meta = artifact.load(model_dir)
     model.eval()
@@ -219,7 +210,7 @@ def _convert_quietly(model_dir: Path, int8: bool, tmp: Path) -> None:
     table = model.get_input_embeddings().weight.detach().float().numpy()
     np.save(tmp / EMBEDDINGS, table)
     cal = _chunks(encode, 0, CALIBRATION_ARTICLES)
-    ids, mask = _pad(cal[:2], pad)
+    ids, mask = pad_rows(cal[:2], pad)
     graph, shortcut = _export(model, (torch.from_numpy(table[ids]), torch.from_numpy(mask)))
     del model
     record: dict[str, Any] = {"recipe": RECIPE, "openvino": ov.__version__, "source": str(model_dir.resolve()),
@@ -231,7 +222,7 @@ def _convert_quietly(model_dir: Path, int8: bool, tmp: Path) -> None:
         ov.save_model(graph, tmp / FALLBACK_XML, compress_to_fp16=False)
         check = _chunks(encode, CALIBRATION_ARTICLES, CHECK_ARTICLES)
         fp32_logits = _logits_of(OpenVINOForward(tmp / FALLBACK_XML, "f32", meta.max_length), check, pad)
-        dataset = nncf.Dataset(cal, lambda row: [table[_pad([row], pad)[0]], _pad([row], pad)[1]])
+        dataset = nncf.Dataset(cal, lambda row: [table[pad_rows([row], pad)[0]], pad_rows([row], pad)[1]])
         # The tail (pooling layer, pooler, classifier) runs on one vector per article: int8 saves nothing
         # there and only adds error where the label is decided.
         tail = nncf.IgnoredScope(patterns=[".*pool_layer.*", ".*pooler.*", ".*classifier.*"], validate=False)
@@ -327,6 +318,7 @@ class OpenVINOForward:
         self.config = {"INFERENCE_PRECISION_HINT": precision_hint, "PERFORMANCE_HINT": "LATENCY"}
         self.max_length = max_length
         self._requests: dict[str, Any] = {}
+        self.record: dict[str, Any] = {}  # the cache entry's record (conversion, int8 agreement), set by runtime()
 
     def _request(self, kind: str) -> Any:
         if kind not in self._requests:
@@ -410,4 +402,5 @@ def runtime(model_dir: str | Path, precision: str, max_length: int) -> tuple[Ope
                                   recheck_margin=float(record.get("recheck_margin", 0.0)))
     else:
         forward = OpenVINOForward(entry / "model.xml", hint, max_length)
+    forward.record = record
     return forward, chosen, record

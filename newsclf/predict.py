@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from newsclf.artifact import META_FILE  # noqa: E402,F401  (re-exported: older code imports it from here)
-from newsclf.inputs import encode_article, pool_chunk_logits
+from newsclf.inputs import encode_article, pad_rows, pool_chunk_logits
 
 DEFAULT_MODEL_DIR = Path("runs") / "default" / "model"
 Item = str | dict
@@ -297,12 +297,7 @@ class Classifier:
         with torch.inference_mode() if self._runtime is None else contextlib.nullcontext():
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
-                width = max(len(rows[r]) for r in idx)
-                ids = np.full((len(idx), width), pad, dtype=np.int64)
-                mask = np.zeros((len(idx), width), dtype=np.int64)
-                for j, r in enumerate(idx):
-                    ids[j, : len(rows[r])] = rows[r]
-                    mask[j, : len(rows[r])] = 1
+                ids, mask = pad_rows([rows[r] for r in idx], pad)
                 if self._runtime is not None:
                     out[idx] = self._runtime(ids, mask)
                     continue

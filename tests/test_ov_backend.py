@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("openvino", reason="the openvino extra is not installed (pip install 'newsclf[openvino]')")
 
 from newsclf import ov_backend  # noqa: E402
+from newsclf.inputs import pad_rows  # noqa: E402
 from newsclf.predict import Classifier  # noqa: E402
 
 ARTICLES = [
@@ -175,7 +176,7 @@ def test_int8_rechecks_thin_margins_on_fp32(tiny_model, cache):
     clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
     runtime = clf._runtime
     assert runtime.fallback is not None and runtime.recheck_margin >= 0
-    ids, mask = ov_backend._pad([clf.encode(t, x)[0] for t, x in ARTICLES], clf.tokenizer.pad_token_id or 0)
+    ids, mask = pad_rows([clf.encode(t, x)[0] for t, x in ARTICLES], clf.tokenizer.pad_token_id or 0)
     alone = runtime._fast(ids, mask)
     thin = ov_backend.margins(alone) < runtime.recheck_margin
     got = runtime(ids, mask)
