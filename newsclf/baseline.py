@@ -6,13 +6,18 @@ fine-tuned model, so a report always shows how much the transformer actually buy
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 _JIEBA_READY = False
+BASELINE_FORMAT = 1
+# Written beside the weights of a model that blends the baseline in (see newsclf.artifact).
+BASELINE_FILES = ("baseline.json", "baseline.safetensors")
 
 
 def _jieba_tokens(text: str) -> list[str]:
@@ -28,6 +33,11 @@ def _jieba_tokens(text: str) -> list[str]:
     # HMM=False: the new-word guesser costs ~30% of segmentation time, and unknown words still reach the
     # model through the character n-grams.
     return [w for w in jieba.lcut(text, HMM=False) if not w.isspace()]
+
+
+def article_texts(articles: Sequence[tuple[str, str]]) -> list[str]:
+    """The baseline's input for (title, text) pairs: the title, a newline, the text (as every caller builds it)."""
+    return [f"{title}\n{text}" for title, text in articles]
 
 
 class TfidfBaseline:
@@ -52,6 +62,12 @@ class TfidfBaseline:
         self.C = C
         self.pipeline_: Any = None
         self.trained_labels_: list[str] = []
+        # What predict_proba runs, from a fit or from a saved baseline (see save/load): the two vectorizers,
+        # the one-vs-rest weights (classes x features) and intercepts, and the class names in row order.
+        self._features: list[Any] = []
+        self._coef: Any = None
+        self._intercept: Any = None
+        self._classes: list[str] = []
 
     def _prepare(self, texts: Sequence[str], what: str) -> list[str]:
         if isinstance(texts, str):
@@ -63,11 +79,10 @@ class TfidfBaseline:
             )
         return [t[: self.max_chars] for t in texts]
 
-    def _build(self):
+    @staticmethod
+    def _vectorizers(words_vocab: Sequence[str] | None = None, chars_vocab: Sequence[str] | None = None) -> list[Any]:
+        """The word and character TF-IDF vectorizers; with vocabularies given, those of a saved baseline."""
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.multiclass import OneVsRestClassifier
-        from sklearn.pipeline import FeatureUnion, Pipeline
 
         words = TfidfVectorizer(
             tokenizer=_jieba_tokens,
@@ -76,10 +91,20 @@ class TfidfBaseline:
             ngram_range=(1, 2),
             sublinear_tf=True,
             max_features=200_000,
+            vocabulary=words_vocab,
         )
         chars = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=False, max_features=300_000
+            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=False, max_features=300_000,
+            vocabulary=chars_vocab,
         )
+        return [words, chars]
+
+    def _build(self):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.pipeline import FeatureUnion, Pipeline
+
+        words, chars = self._vectorizers()
         return Pipeline(
             [
                 ("features", FeatureUnion([("words", words), ("chars", chars)])),
@@ -119,20 +144,98 @@ class TfidfBaseline:
         pipeline.fit(texts, labels)
         self.pipeline_ = pipeline
         self.trained_labels_ = present
+        union = pipeline.named_steps["features"]
+        self._features = [vec for _name, vec in union.transformer_list]
+        ovr = pipeline.named_steps["model"]
+        self._coef = np.vstack([est.coef_ for est in ovr.estimators_]).astype(np.float32)
+        self._intercept = np.concatenate([est.intercept_ for est in ovr.estimators_]).astype(np.float32)
+        self._classes = [str(c) for c in ovr.classes_]  # scikit-learn's (sorted) order, the rows' order
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities, shape (n_texts, len(labels)), columns in ``labels`` order (0 for untrained labels)."""
-        if self.pipeline_ is None:
+        """Probabilities, shape (n_texts, len(labels)), columns in ``labels`` order (0 for untrained labels).
+
+        Computed from the fitted weights as scikit-learn's one-vs-rest classifier does (each label's
+        logistic probability, normalised over labels), so a saved and reloaded baseline gives the same.
+        """
+        if self._coef is None:
             raise RuntimeError("TfidfBaseline is not fitted; call fit(texts, labels) first")
+        from scipy.sparse import hstack
+        from scipy.special import expit
+
         texts = self._prepare(texts, "texts")
         out = np.zeros((len(texts), len(self.labels)))
         if not texts:
             return out
-        proba = self.pipeline_.predict_proba(texts)
-        for j, name in enumerate(self.pipeline_.classes_):
-            out[:, self.labels.index(name)] = proba[:, j]
+        x = hstack([vec.transform(texts) for vec in self._features]).tocsr()
+        y = expit(np.asarray(x @ self._coef.T.astype(np.float64)) + self._intercept)
+        if len(self._classes) == 2:  # one binary model: its probability is the second class's
+            y = np.concatenate([1 - y, y], axis=1)
+        sums = y.sum(axis=1, keepdims=True)
+        y = np.divide(y, sums, out=np.zeros_like(y), where=sums != 0)
+        for j, name in enumerate(self._classes):
+            out[:, self.labels.index(name)] = y[:, j]
         return out
+
+    # -- saved with a model (``newsclf.artifact``): JSON for the settings and vocabularies, safetensors for
+    # the numbers, so a colleague can read it and loading it runs no code (unlike a pickle).
+    def save(self, folder: str | Path) -> None:
+        """Write ``baseline.json`` and ``baseline.safetensors`` into ``folder``."""
+        from safetensors.numpy import save_file
+
+        if self._coef is None:
+            raise RuntimeError("TfidfBaseline is not fitted; call fit(texts, labels) first")
+        folder = Path(folder)
+        vocabularies = []
+        for vec in self._features:
+            terms = [""] * len(vec.vocabulary_)
+            for term, index in vec.vocabulary_.items():
+                terms[index] = term
+            vocabularies.append(terms)
+        settings = {
+            "format": BASELINE_FORMAT, "labels": self.labels, "classes": self._classes,
+            "seed": self.seed, "max_chars": self.max_chars, "C": self.C,
+            "words": vocabularies[0], "chars": vocabularies[1],
+        }
+        (folder / BASELINE_FILES[0]).write_text(json.dumps(settings, ensure_ascii=False), encoding="utf-8")
+        save_file(
+            {"words_idf": self._features[0].idf_.astype(np.float32), "chars_idf": self._features[1].idf_.astype(np.float32),
+             "coef": self._coef, "intercept": self._intercept},
+            str(folder / BASELINE_FILES[1]),
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TfidfBaseline:
+        """A baseline written by :meth:`save`; ValueError names the file and what is wrong with it."""
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        settings_path, weights_path = (folder / name for name in BASELINE_FILES)
+        absent = [p.name for p in (settings_path, weights_path) if not p.is_file()]
+        if absent:
+            raise ValueError(f"missing {', '.join(absent)}")
+        try:
+            settings = json.loads(settings_path.read_text(encoding="utf-8"))
+            arrays = load_file(str(weights_path))
+        except Exception as err:  # noqa: BLE001 - JSON, UTF-8 and safetensors errors alike mean a broken file
+            raise ValueError(f"cannot read the saved baseline ({type(err).__name__}: {err})") from None
+        if not isinstance(settings, dict) or settings.get("format") != BASELINE_FORMAT:
+            raise ValueError(f"{settings_path.name} is not a format-{BASELINE_FORMAT} baseline")
+        base = cls(settings["labels"], seed=settings["seed"], max_chars=settings["max_chars"], C=settings["C"])
+        base._classes = list(settings["classes"])
+        base.trained_labels_ = [lab for lab in base.labels if lab in base._classes]
+        base._features = cls._vectorizers(settings["words"], settings["chars"])
+        rows = 1 if len(base._classes) == 2 else len(base._classes)
+        width = len(settings["words"]) + len(settings["chars"])
+        expected = {"words_idf": (len(settings["words"]),), "chars_idf": (len(settings["chars"]),),
+                    "coef": (rows, width), "intercept": (rows,)}
+        found = {k: tuple(arrays[k].shape) if k in arrays else None for k in expected}
+        if found != expected:
+            raise ValueError(f"{weights_path.name} does not match {settings_path.name}: shapes {found}, expected {expected}")
+        for vec, name in zip(base._features, ("words_idf", "chars_idf")):
+            vec.idf_ = arrays[name].astype(np.float64)
+        base._coef, base._intercept = arrays["coef"], arrays["intercept"]
+        return base
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """The most probable label name for each text."""
@@ -170,4 +273,4 @@ def evaluate_baseline_on(
     }
 
 
-__all__ = ["TfidfBaseline", "evaluate_baseline_on"]
+__all__ = ["TfidfBaseline", "article_texts", "evaluate_baseline_on"]

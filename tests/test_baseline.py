@@ -104,3 +104,48 @@ def test_predict_before_fit_and_bad_labels_are_errors():
         TfidfBaseline(LABELS).predict(["文本"])
     with pytest.raises(ValueError, match="at least two unique names"):
         TfidfBaseline(["a", "a"])
+
+
+def _sklearn_proba(model: TfidfBaseline, texts: list[str]) -> np.ndarray:
+    """scikit-learn's own one-vs-rest probabilities, columns mapped to the constructor's label order."""
+    out = np.zeros((len(texts), len(model.labels)))
+    proba = model.pipeline_.predict_proba([t[: model.max_chars] for t in texts])
+    for j, name in enumerate(model.pipeline_.classes_):
+        out[:, model.labels.index(name)] = proba[:, j]
+    return out
+
+
+@pytest.mark.parametrize("present", [["safety", "culture", "party_building", "governance"], ["culture", "safety"]])
+def test_saved_baseline_gives_scikit_learns_probabilities(tmp_path, present):
+    texts, labels = _toy()
+    keep = [i for i, lab in enumerate(labels) if lab in present]  # two labels: one binary model, not one per label
+    texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    model = TfidfBaseline(LABELS, seed=1).fit(texts, labels)
+    unseen = ["消防部门检查火灾隐患", "博物馆展出非遗剪纸技艺", "党支部开展组织生活会", "今天天气晴朗"]
+    assert np.allclose(model.predict_proba(texts + unseen), _sklearn_proba(model, texts + unseen), atol=1e-6)
+    model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.json", "baseline.safetensors"]
+    loaded = TfidfBaseline.load(tmp_path)
+    assert loaded.labels == LABELS and loaded.trained_labels_ == model.trained_labels_
+    assert np.allclose(loaded.predict_proba(texts + unseen), model.predict_proba(texts + unseen), atol=1e-6)
+
+
+def test_broken_saved_baseline_is_a_clear_error(tmp_path):
+    texts, labels = _toy()
+    TfidfBaseline(LABELS).fit(texts, labels).save(tmp_path)
+    (tmp_path / "baseline.safetensors").rename(tmp_path / "moved")
+    with pytest.raises(ValueError, match="missing baseline.safetensors"):
+        TfidfBaseline.load(tmp_path)
+    (tmp_path / "moved").rename(tmp_path / "baseline.safetensors")
+    import json
+
+    settings = json.loads((tmp_path / "baseline.json").read_text(encoding="utf-8"))
+    settings["words"] = settings["words"][:-1]  # one term fewer than the saved idf and weights
+    (tmp_path / "baseline.json").write_text(json.dumps(settings), encoding="utf-8")
+    with pytest.raises(ValueError, match="does not match baseline.json"):
+        TfidfBaseline.load(tmp_path)
+    (tmp_path / "baseline.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="cannot read the saved baseline"):
+        TfidfBaseline.load(tmp_path)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TfidfBaseline(LABELS).save(tmp_path)
