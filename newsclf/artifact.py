@@ -53,6 +53,9 @@ class ModelMeta:
     temperature: float = 1.0
     abstain_threshold: float = 0.0
     abstain: dict[str, Any] = field(default_factory=dict)
+    # The TF-IDF baseline blended into the probabilities ({"model": a, "baseline": b}, see
+    # newsclf.calibration.blend_logits); its weights are the folder's baseline.* files. None: the model alone.
+    blend: dict[str, float] | None = None
     train_fingerprint: str = ""
     # The run's saved splits, relative to the model folder ("../dataset"), so a copied run folder still works.
     dataset_dir: str | None = None
@@ -79,6 +82,12 @@ class ModelMeta:
         a = self.abstain_threshold
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1:
             raise ModelFolderError(f"'abstain_threshold' must be a probability in [0, 1], found {a!r}")
+        b = self.blend
+        if b is not None and not (
+            isinstance(b, dict) and set(b) == {"model", "baseline"}
+            and all(not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for v in b.values())
+        ):
+            raise ModelFolderError(f"'blend' must be null or {{\"model\": a, \"baseline\": b}} with a, b >= 0, found {b!r}")
         if not isinstance(self.schema_version, int) or self.schema_version > SCHEMA_VERSION:
             raise ModelFolderError(
                 f"schema version {self.schema_version!r} is newer than this newsclf reads ({SCHEMA_VERSION}); "
@@ -154,7 +163,33 @@ def read_meta(path: str | Path) -> ModelMeta:
             f"model folder {path}: the weights' config.json has {num_labels} labels {found} but {META_FILE} "
             f"lists {meta.labels}; the two files come from different models. {_TRAIN_HINT}"
         )
+    if meta.blend is not None:
+        from newsclf.baseline import BASELINE_FILES
+
+        absent = [name for name in BASELINE_FILES if not (path / name).is_file()]
+        if absent:
+            raise ModelFolderError(
+                f"model folder {path}: {META_FILE} blends in the TF-IDF baseline but {', '.join(absent)} is missing; "
+                f"{_TRAIN_HINT}"
+            )
     return meta
+
+
+def load_baseline(path: str | Path, meta: ModelMeta) -> Any:
+    """The TF-IDF baseline the model at ``path`` blends in (:class:`newsclf.baseline.TfidfBaseline`), or None."""
+    if meta.blend is None:
+        return None
+    from newsclf.baseline import TfidfBaseline
+
+    try:
+        base = TfidfBaseline.load(path)
+    except ValueError as err:
+        raise ModelFolderError(f"model folder {path}: its blended baseline is unreadable ({err}); {_TRAIN_HINT}") from None
+    if base.labels != meta.labels:
+        raise ModelFolderError(
+            f"model folder {path}: the baseline's labels {base.labels} differ from {META_FILE}'s {meta.labels}; {_TRAIN_HINT}"
+        )
+    return base
 
 
 def dataset_dir(path: str | Path, meta: ModelMeta) -> Path | None:

@@ -106,6 +106,10 @@ def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
                        baseline=not args.no_baseline, format=args.format)
     mm = m["model_metrics"]
     print(f"articles: {m['articles']}  accuracy: {mm['accuracy']:.4f}  macro-F1: {mm['macro_f1']:.4f}  ECE: {m['ece']:.4f}")
+    if "model_alone_metrics" in m:
+        am = m["model_alone_metrics"]
+        print(f"  (blended with the baseline, weights {m['blend']}; the transformer alone: accuracy "
+              f"{am['accuracy']:.4f}  macro-F1 {am['macro_f1']:.4f})")
     if "baseline_metrics" in m:
         bm = m["baseline_metrics"]
         ci = m["gap_macro_f1_interval_points"]
@@ -113,6 +117,20 @@ def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
               f"macro-F1 {bm['macro_f1']:.4f}  gap {m['gap_macro_f1_points']:+.2f} points "
               f"({ci['confidence']:.0%} interval {ci['low']:+.1f} to {ci['high']:+.1f})")
     print(f"report: {m['out_dir']}/report.md")
+    return 0
+
+
+def _cmd_blend(args: argparse.Namespace, extra: list[str]) -> int:
+    from newsclf import artifact
+    from newsclf.finalise import reblend
+
+    model_dir = reblend(args.model, blend=not args.off)
+    meta = artifact.read_meta(model_dir)
+    val = meta.metrics.get("validation", {})
+    what = f"blend weights {meta.blend}" if meta.blend else "no blend"
+    print(f"{model_dir}: {what}; validation macro-F1 {val.get('macro_f1', float('nan')):.4f}"
+          + (f" (transformer alone {val['model_alone_macro_f1']:.4f})" if "model_alone_macro_f1" in val else "")
+          + f"; abstain threshold {meta.abstain_threshold:.3f}")
     return 0
 
 
@@ -257,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body}'")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("blend", parents=[common],
+                       help="re-calibrate a saved model with the TF-IDF baseline blended in (models trained before it)")
+    p.add_argument("--model", default=None, help=model_help)
+    p.add_argument("--off", action="store_true", help="remove the blend: the transformer alone, re-calibrated")
+    p.set_defaults(func=_cmd_blend)
 
     p = sub.add_parser("predict", parents=[common],
                        help="tag articles from JSONL(.gz), JSON, CSV/TSV, Parquet, page or text files, or - (stdin, JSONL)")

@@ -103,6 +103,8 @@ class Config:
     num_threads: int | None = _f(None, "torch threads (null: torch's default)")
 
     # --- prediction ---
+    blend_baseline: bool = _f(True, "blend the TF-IDF baseline (trained on the training split) into the "
+                              "probabilities, weighted by two exponents fitted on validation; saved in the model")
     abstain_threshold: float | None = _f(None, "fixed abstain threshold (null: chosen on validation for a "
                                          "target precision)")
 

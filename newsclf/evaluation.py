@@ -95,7 +95,7 @@ def evaluate_model(
         raise ValueError(f"labels {unknown} in {data_list} are not among the model's labels {labels}")
     refs = list(articles["label"])
     pairs = list(zip(articles["title"], articles["text"]))
-    probs = clf.probabilities(pairs, batch_size=batch_size)
+    probs, alone = clf.probability_parts(pairs, batch_size=batch_size)
     scored = score(probs, refs, labels, threshold=clf.abstain_threshold, ids=articles["id"], titles=articles["title"])
     preds = scored["predictions"]
     metrics: dict[str, Any] = {
@@ -106,16 +106,21 @@ def evaluate_model(
         "ece": scored["ece"],
         "abstain": scored["abstain"],
     }
+    if alone is not None:  # a blended model: the transformer's own score too, so the blend's share is visible
+        metrics["blend"] = clf.blend
+        metrics["model_alone_metrics"] = compute_metrics(refs, [labels[i] for i in alone.argmax(axis=1)], labels)
     baseline_metrics = None
     if baseline:
         from newsclf import artifact
-        from newsclf.baseline import TfidfBaseline
+        from newsclf.baseline import TfidfBaseline, article_texts
 
         meta = artifact.read_meta(model)
         train = training_split(model, meta)
-        base = TfidfBaseline(labels, seed=int(meta.config.get("seed", 0)))
-        base.fit([f"{t}\n{x}" for t, x in zip(train["title"], train["text"])], list(train["label"]))
-        base_preds = base.predict([f"{t}\n{x}" for t, x in pairs])
+        # A blended model carries this very baseline (same data, same seed); otherwise train it here.
+        base = clf.baseline or TfidfBaseline(labels, seed=int(meta.config.get("seed", 0))).fit(
+            article_texts(zip(train["title"], train["text"])), list(train["label"])
+        )
+        base_preds = base.predict(article_texts(pairs))
         baseline_metrics = compute_metrics(refs, base_preds, labels)
         metrics["baseline_metrics"] = baseline_metrics
         metrics["baseline_train_articles"] = len(train)

@@ -12,6 +12,18 @@ def _fmt(x: Any) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+def _blend_lines(meta: dict[str, Any]) -> list[str]:
+    blend = meta.get("blend")
+    if not blend:
+        return ["- scores: the transformer alone"]
+    return [
+        f"- scores: blended with the jieba + TF-IDF baseline trained on the same training split "
+        f"(`baseline.json`, `baseline.safetensors`): softmax({blend['model']:.3f} x log p_transformer + "
+        f"{blend['baseline']:.3f} x log p_baseline), exponents fitted on validation. `transformers.pipeline` "
+        "runs the transformer alone."
+    ]
+
+
 def _abstain_note(abstain: dict[str, Any]) -> str:
     """How the abstain threshold was chosen and what it kept on validation, if training recorded it."""
     if not abstain.get("coverage"):
@@ -52,6 +64,7 @@ def write_model_card(path: Path, config: Config, meta: dict[str, Any], splits: d
         f"- calibration temperature: {meta['temperature']:.3f}; abstain threshold: {meta['abstain_threshold']:.3f}"
         + _abstain_note(meta.get("abstain") or {}),
         f"- training-data fingerprint: `{meta['train_fingerprint']}`",
+        *_blend_lines(meta),
         "",
         "## Data",
         f"Sources: {', '.join(config.data)}; gold files: {', '.join(config.gold) or 'none'}; "
@@ -62,10 +75,11 @@ def write_model_card(path: Path, config: Config, meta: dict[str, Any], splits: d
     ]
     for name, r in splits.items():
         lines.append(f"| {name} | {r['articles']} | " + " | ".join(str(r["labels"].get(lab, 0)) for lab in labels) + " |")
-    lines += ["", "## Metrics", "", "| split | accuracy | macro-F1 |", "|---|---|---|"]
+    lines += ["", "## Metrics", "", "| split | accuracy | macro-F1 | transformer alone, macro-F1 |", "|---|---|---|---|"]
     for name in ("validation", "test"):
         if name in metrics:
-            lines.append(f"| {name} | {_fmt(metrics[name]['accuracy'])} | {_fmt(metrics[name]['macro_f1'])} |")
+            m = metrics[name]
+            lines.append(f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['macro_f1'])} | {_fmt(m.get('model_alone_macro_f1', '—'))} |")
     lines += [
         "",
         "Validation was also used for early stopping and calibration, so the test row is the unbiased one. "

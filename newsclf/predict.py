@@ -177,10 +177,11 @@ class Classifier:
 
     def __init__(
         self, model: Any, tokenizer: Any, meta: dict[str, Any], path: Path | None = None, precision: str = "fp32",
-        runtime: Any = None,
+        runtime: Any = None, baseline: Any = None,
     ):
         """``model``: the torch model, or None with ``runtime``, a callable (ids, mask) -> logits on numpy
-        arrays that already runs at ``precision`` (the OpenVINO backend)."""
+        arrays that already runs at ``precision`` (the OpenVINO backend). ``baseline``: the fitted TF-IDF
+        baseline that ``meta["blend"]`` weighs into the probabilities (required when that is set)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         self.tokenizer = tokenizer
@@ -188,6 +189,10 @@ class Classifier:
         self.path = path
         self.temperature = float(meta.get("temperature", 1.0))
         self.abstain_threshold = float(meta.get("abstain_threshold") or 0.0)
+        self.blend = meta.get("blend")
+        if self.blend is not None and baseline is None:
+            raise ValueError("the metadata blends in the TF-IDF baseline ('blend'), so pass the fitted baseline= too")
+        self.baseline = baseline if self.blend is not None else None
         self._lock = threading.Lock()
         if runtime is not None:
             self.backend, self.precision, self.model, self._forward = "openvino", precision, None, None
@@ -261,9 +266,11 @@ class Classifier:
                     raise ov_backend.OpenVINOUnavailable(f"cannot run {path} on OpenVINO: {err}") from err
                 ov_backend.log.warning("OpenVINO failed (%s: %s); running on PyTorch instead", type(err).__name__, err)
             else:
-                return cls(None, tokenizer, meta.to_dict(), Path(path), precision=chosen, runtime=runtime)
+                return cls(None, tokenizer, meta.to_dict(), Path(path), precision=chosen, runtime=runtime,
+                           baseline=artifact.load_baseline(path, meta))
         model, tokenizer, meta = artifact.load(path)
-        return cls(model, tokenizer, meta.to_dict(), Path(path), precision=precision)
+        return cls(model, tokenizer, meta.to_dict(), Path(path), precision=precision,
+                   baseline=artifact.load_baseline(path, meta))
 
     # -- core -------------------------------------------------------------------------------------
     def encode(self, title: str, text: str) -> list[list[int]]:
@@ -310,11 +317,25 @@ class Classifier:
         return pool_chunk_logits(out, owners, len(articles)) if articles else np.zeros((0, len(self.labels)))
 
     def probabilities(self, articles: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
-        """Calibrated probabilities: softmax of logits divided by the fitted temperature."""
-        z = self.logits(articles, batch_size) / self.temperature
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        """Calibrated probabilities: softmax of logits divided by the fitted temperature; for a model that
+        blends in the TF-IDF baseline, of the blend (:func:`newsclf.calibration.blend_logits`)."""
+        return self.probability_parts(articles, batch_size)[0]
+
+    def probability_parts(
+        self, articles: Sequence[tuple[str, str]], batch_size: int = 16
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(probabilities, the transformer's own calibrated probabilities or None without a blend)``."""
+        from newsclf.calibration import softmax
+
+        logits = self.logits(articles, batch_size)
+        alone = softmax(logits, self.temperature)
+        if self.baseline is None or not len(articles):
+            return alone, None
+        from newsclf.baseline import article_texts
+        from newsclf.calibration import blend_logits
+
+        base = self.baseline.predict_proba(article_texts(articles))
+        return softmax(blend_logits(logits, self.temperature, base, self.blend), 1.0), alone
 
     # -- public -----------------------------------------------------------------------------------
     def predict(

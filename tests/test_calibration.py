@@ -270,3 +270,43 @@ def test_abstain_threshold_measure_and_summary():
 def test_abstain_threshold_rejects_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         choose_abstain_threshold(_probs_with_confidences([0.9]), np.array([0]), **kwargs)
+
+
+def _experts(n: int, seed: int, informative: str):
+    """Labels, model logits and baseline probabilities where only ``informative`` knows the labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 5, size=n)
+    noise = rng.normal(0, 1, size=(n, 5))
+    knowing = noise + 3 * np.eye(5)[labels]
+    model = knowing if informative == "model" else noise
+    baseline = softmax(noise if informative == "model" else knowing, 1.0)
+    return labels, model, baseline
+
+
+def test_fit_blend_weighs_the_expert_that_knows():
+    from newsclf.calibration import blend_logits, fit_blend
+
+    labels, model, baseline = _experts(600, 0, "baseline")
+    w = fit_blend(model, 1.0, baseline, labels)
+    assert w["baseline"] > 0.8 and w["model"] < 0.2, w
+    labels, model, baseline = _experts(600, 1, "model")
+    w = fit_blend(model, 1.0, baseline, labels)
+    assert w["model"] > 0.8 and w["baseline"] < 0.2, w
+    # The blend of the fitted weights beats the model alone in held-out NLL when the baseline knows.
+    labels, model, baseline = _experts(600, 2, "baseline")
+    w = fit_blend(model, 1.0, baseline, labels)
+    test_labels, test_model, test_baseline = _experts(600, 3, "baseline")
+    rows = np.arange(600)
+    blended = -log_softmax(blend_logits(test_model, 1.0, test_baseline, w), axis=1)[rows, test_labels].mean()
+    alone = -log_softmax(test_model, axis=1)[rows, test_labels].mean()
+    assert blended < alone - 0.3
+
+
+def test_fit_blend_checks_its_inputs():
+    from newsclf.calibration import fit_blend
+
+    labels, model, baseline = _experts(20, 0, "model")
+    with pytest.raises(ValueError, match="one per column of baseline_probs"):
+        fit_blend(model, 1.0, baseline[:, :4], labels)
+    with pytest.raises(ValueError, match="one entry per row"):
+        fit_blend(model, 1.0, baseline, labels[:5])
