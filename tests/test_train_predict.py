@@ -347,7 +347,7 @@ def test_bench_predict_compares_with_the_pipeline(trained):
 
     out = bench_predict(trained, n_articles=12, single=2, repeats=1)
     assert out["articles"] == 12 and out["pipeline_fp32_batch16"]["articles_per_s"] > 0
-    for precision in ("fp32", "bf16", "int8"):
+    for precision in ("fp32", "bf16", "int8", "auto"):
         entry = out[f"newsclf_{precision}"]
         assert entry["articles_per_s"] > 0 and entry["single_p95_ms"] >= entry["single_p50_ms"] > 0
     # The fp32 path is the pipeline's computation with a different batching: the labels must not move.
