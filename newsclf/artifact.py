@@ -271,12 +271,16 @@ def save(
     meta: ModelMeta,
     *,
     files: dict[str, Any] | None = None,
+    baseline: Any = None,
 ) -> Path:
     """Write a complete model folder at ``path`` atomically and world-readable; returns ``path``.
 
     ``files`` maps extra file names to their content: ``str``/``bytes`` are written as they are, any other
     value as JSON, and a callable is called with the destination path (plots, the model card).
+    ``baseline``: the fitted TF-IDF baseline that ``meta.blend`` weighs in (its ``baseline.*`` files).
     """
+    if (baseline is None) != (meta.blend is None):
+        raise ValueError("meta.blend and baseline go together: pass both (a blended model) or neither")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if model.config.num_labels != len(meta.labels):
@@ -286,6 +290,8 @@ def save(
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / META_FILE).write_text(json.dumps(meta.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if baseline is not None:
+            baseline.save(tmp)
         for name, content in (files or {}).items():
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -144,12 +144,11 @@ def finalise(
                 {"split": name, "id": row_id, "title": title, "label": label, "predicted": pred,
                  "score": round(float(p.max()), 4)}
             )
-    if clf.baseline is not None:
-        figures["baseline.json"] = lambda target: clf.baseline.save(target.parent)
     meta.metrics = metrics
     run_dir = config.run_dir()
     if model_dir is not None:
-        return _save_model(model_dir, model, tokenizer, meta, config, metrics, split_counts, log_history, predictions, figures)
+        return _save_model(model_dir, model, tokenizer, meta, config, metrics, split_counts, log_history, predictions,
+                           figures, clf.baseline)
     model_dir = run_dir / "model"
     # The dataset first: a model folder always points at splits that exist.
     dataset_tmp = Path(tempfile.mkdtemp(prefix=".dataset-tmp-", dir=run_dir))
@@ -159,13 +158,14 @@ def finalise(
         artifact.replace_dir(dataset_tmp / "dataset", run_dir / "dataset")
     finally:
         shutil.rmtree(dataset_tmp, ignore_errors=True)
-    return _save_model(model_dir, model, tokenizer, meta, config, metrics, split_counts, log_history, predictions, figures)
+    return _save_model(model_dir, model, tokenizer, meta, config, metrics, split_counts, log_history, predictions,
+                       figures, clf.baseline)
 
 
 def _save_model(
     model_dir: Path, model: Any, tokenizer: Any, meta: Any, config: Config, metrics: dict[str, Any],
     split_counts: dict[str, Any], log_history: list[dict[str, Any]], predictions: list[dict[str, Any]],
-    figures: dict[str, Any],
+    figures: dict[str, Any], baseline: Any,
 ) -> Path:
     from newsclf import artifact
     from newsclf.model_card import write_model_card
@@ -181,6 +181,7 @@ def _save_model(
             "README.md": lambda target: write_model_card(target, config, meta.to_dict(), split_counts),
             **figures,
         },
+        baseline=baseline,
     )
     log.info("saved %s", model_dir)
     return model_dir

@@ -121,3 +121,10 @@ def test_evaluate_reports_the_blend_and_the_transformer_alone(blended, tmp_path,
     m = evaluate_model(blended, data, out_dir=tmp_path / "eval")
     assert m["blend"] == artifact.read_meta(blended).blend
     assert 0 <= m["model_alone_metrics"]["macro_f1"] <= 1 and "baseline_metrics" in m
+
+
+def test_a_blend_is_saved_with_its_baseline_or_not_at_all(blended, tmp_path):
+    model, tokenizer, meta = artifact.load(blended)
+    with pytest.raises(ValueError, match="meta.blend and baseline go together"):
+        artifact.save(tmp_path / "m", model, tokenizer, meta)  # blend weights without the baseline's files
+    assert not (tmp_path / "m").exists()
