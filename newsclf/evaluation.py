@@ -115,15 +115,20 @@ def evaluate_model(
         from newsclf.baseline import TfidfBaseline, article_texts
 
         meta = artifact.read_meta(model)
-        train = training_split(model, meta)
-        # A blended model carries this very baseline (same data, same seed); otherwise train it here.
-        base = clf.baseline or TfidfBaseline(labels, seed=int(meta.config.get("seed", 0))).fit(
-            article_texts(zip(train["title"], train["text"])), list(train["label"])
-        )
+        if clf.baseline is not None:
+            # A blended model carries this very baseline (trained on its training split with its seed), so
+            # the folder alone is enough: no need for the run's dataset.
+            base, n_train = clf.baseline, meta.metrics.get("train_articles")
+        else:
+            train = training_split(model, meta)
+            base = TfidfBaseline(labels, seed=int(meta.config.get("seed", 0))).fit(
+                article_texts(zip(train["title"], train["text"])), list(train["label"])
+            )
+            n_train = len(train)
         base_preds = base.predict(article_texts(pairs))
         baseline_metrics = compute_metrics(refs, base_preds, labels)
         metrics["baseline_metrics"] = baseline_metrics
-        metrics["baseline_train_articles"] = len(train)
+        metrics["baseline_train_articles"] = n_train
         metrics["gap_macro_f1_points"] = round(100 * (metrics["model_metrics"]["macro_f1"] - baseline_metrics["macro_f1"]), 2)
         # A few hundred articles leave the gap uncertain by points; the interval says how many.
         ci = {"confidence": 0.95, "resamples": 1000}

@@ -128,3 +128,15 @@ def test_a_blend_is_saved_with_its_baseline_or_not_at_all(blended, tmp_path):
     with pytest.raises(ValueError, match="meta.blend and baseline go together"):
         artifact.save(tmp_path / "m", model, tokenizer, meta)  # blend weights without the baseline's files
     assert not (tmp_path / "m").exists()
+
+
+def test_evaluate_needs_only_the_folder_of_a_blended_model(blended, tmp_path, toy_rows):
+    from newsclf.evaluation import evaluate_model
+
+    shutil.copytree(blended, tmp_path / "model")  # no dataset folder beside it
+    data = tmp_path / "held.jsonl"
+    data.write_text("".join(json.dumps({"title": r["title"], "text": r["text"], "label": r["label"]},
+                                       ensure_ascii=False) + "\n" for r in toy_rows), encoding="utf-8")
+    m = evaluate_model(tmp_path / "model", data, out_dir=tmp_path / "eval")
+    assert m["baseline_train_articles"] == 20 and "baseline_metrics" in m
+    assert m["baseline_metrics"] == evaluate_model(blended, data, out_dir=tmp_path / "eval2")["baseline_metrics"]
