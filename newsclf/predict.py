@@ -230,6 +230,18 @@ class Classifier:
         self._forward = MeanPoolShortcut(model).eval() if shortcut else None
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Locks and the baseline's helper thread belong to one process: a copy sent to another one (datasets'
+        # map with num_proc, multiprocessing) gets fresh ones.
+        state = dict(self.__dict__)
+        for name in ("_lock", "_lock_pool", "_pool"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock, self._lock_pool, self._pool = threading.Lock(), threading.Lock(), None
+
     @classmethod
     def from_dir(cls, path: str | Path, precision: str = "auto", backend: str = "auto") -> Classifier:
         """Load a model folder written by ``newsclf train`` (checked by :mod:`newsclf.artifact`).

@@ -140,3 +140,14 @@ def test_evaluate_needs_only_the_folder_of_a_blended_model(blended, tmp_path, to
     m = evaluate_model(tmp_path / "model", data, out_dir=tmp_path / "eval")
     assert m["baseline_train_articles"] == 20 and "baseline_metrics" in m
     assert m["baseline_metrics"] == evaluate_model(blended, data, out_dir=tmp_path / "eval2")["baseline_metrics"]
+
+
+def test_a_used_blended_classifier_can_be_sent_to_another_process(blended):
+    import pickle
+
+    clf = Classifier.from_dir(blended, precision="fp32", backend="torch")
+    article = {"title": "市消防救援支队开展火灾隐患排查", "text": "检查组排查高层建筑消防隐患，督促限期整改。"}
+    first = clf.predict(article)  # starts the baseline's helper thread
+    again = pickle.loads(pickle.dumps(clf)).predict(article)
+    assert again["label"] == first["label"]
+    assert again["scores"] == pytest.approx(first["scores"], abs=1e-6)
