@@ -144,7 +144,6 @@ def finalise(
                 {"split": name, "id": row_id, "title": title, "label": label, "predicted": pred,
                  "score": round(float(p.max()), 4)}
             )
-    meta.metrics = metrics
     run_dir = config.run_dir()
     if model_dir is not None:
         return _save_model(model_dir, model, tokenizer, meta, config, metrics, split_counts, log_history, predictions,
