@@ -166,6 +166,9 @@ def test_wheel_installs_and_runs_like_a_new_user(tmp_path):
     modes = {p.relative_to(model).as_posix() or ".": p.stat().st_mode & 0o777 for p in [model, *model.rglob("*")]}
     wrong = {k: oct(m) for k, m in modes.items() if m != (0o755 if (model / k).is_dir() else 0o644)}
     assert not wrong, f"model folder entries not 0644 (files) / 0755 (folders): {wrong}"
+    # The TF-IDF blend is on by default (the tiny config's 59 validation articles are enough to fit it).
+    assert json.loads((model / "newsclf.json").read_text(encoding="utf-8"))["blend"], "no blend in the model"
+    assert (model / "baseline.json").is_file() and (model / "baseline.safetensors").is_file()
 
     # 3b. Predict a page shipped in the wheel: one line per article the splitter finds.
     page = work / "page.md"
@@ -218,6 +221,11 @@ def test_wheel_installs_and_runs_like_a_new_user(tmp_path):
     assert there["articles"] == len(ARTICLES)
     assert there["baseline_train_articles"] == here["baseline_train_articles"]  # the same training split
     assert not any(elsewhere.iterdir())
+
+    # 3f'. `newsclf blend --off` from the wheel: the transformer alone, the baseline files gone, still predicting.
+    _ok(cli("blend", "--model", "runs/tiny/model", "--off", "--quiet"))
+    assert not (model / "baseline.json").exists()
+    assert len(_jsonl(_ok(cli("predict", "in.csv", "--model", "runs/tiny/model", "--quiet")).stdout)) == 6
 
     # 3g. User errors: one line, exit 2, no traceback.
     assert "missing.jsonl" in _user_error(cli("predict", "missing.jsonl", "--model", "runs/tiny/model"))
