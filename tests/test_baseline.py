@@ -130,6 +130,23 @@ def test_saved_baseline_gives_scikit_learns_probabilities(tmp_path, present):
     assert np.allclose(loaded.predict_proba(texts + unseen), model.predict_proba(texts + unseen), atol=1e-6)
 
 
+def test_features_match_scikit_learns_vectorizers_on_awkward_text():
+    """newsclf computes the TF-IDF rows itself at predict time (no scikit-learn import, a compact character
+    vocabulary); they must be the fitted vectorizers' rows, whitespace runs, astral characters and NULs included."""
+    texts, labels = _toy()
+    odd = ["安全  生产\t\t检查\n\n消防", "😀😀 博物馆😀", "\x00\x00党支部\x00", "", "   ", "a", "馆", "𠀀𠀁𠀂 非遗"]
+    model = TfidfBaseline(LABELS, seed=0).fit(texts + odd[:3], labels + ["safety", "culture", "party_building"])
+    union = model.pipeline_.named_steps["features"]
+    for features, (_name, vec) in zip(model._features, union.transformer_list):
+        expected = vec.transform(texts + odd).toarray()
+        for i, text in enumerate(texts + odd):
+            index, values = features.row(text)
+            row = np.zeros(expected.shape[1])
+            row[index] = values
+            assert np.allclose(row, expected[i], atol=1e-12), (features.kind, text)
+    assert np.allclose(model.predict_proba(texts + odd), _sklearn_proba(model, texts + odd), atol=1e-9)
+
+
 def test_broken_saved_baseline_is_a_clear_error(tmp_path):
     texts, labels = _toy()
     TfidfBaseline(LABELS).fit(texts, labels).save(tmp_path)
