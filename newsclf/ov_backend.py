@@ -325,25 +325,41 @@ class OpenVINOForward:
             import openvino as ov
 
             graph = self.fallback if kind == "fallback" else self.graph
-            if kind not in ("dynamic", "fallback"):
-                rows = {"static": STATIC_BATCH, "single": 1}.get(kind, ov.Dimension(1, STATIC_BATCH))
+            if kind != "dynamic":
+                # The fallback runs few rows at a time, padded to max_length (see _recheck): one compiled
+                # length, instead of a slow first call at every new width on a dynamic graph (~0.3-0.5 s).
+                rows = {"static": STATIC_BATCH, "single": 1, "fallback": -1}.get(kind, ov.Dimension(1, STATIC_BATCH))
                 graph = graph.clone()
                 graph.reshape({0: ov.PartialShape([rows, self.max_length, self.table.shape[1]]),
                                1: ov.PartialShape([rows, self.max_length])})
             self._requests[kind] = self.core.compile_model(graph, "CPU", self.config).create_infer_request()
         return self._requests[kind]
 
-    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def __call__(self, ids: np.ndarray, mask: np.ndarray, recheck: str = "thin") -> np.ndarray:
+        """Logits of the rows. With a fallback graph, ``recheck`` says which rows it runs again: ``"thin"``
+        those whose own margin is under ``recheck_margin``, ``"none"`` none (the caller decides later, as
+        a blended model does on the blend's margin), ``"all"`` every row (the fallback alone)."""
+        if recheck not in ("thin", "none", "all"):
+            raise ValueError(f"recheck must be 'thin', 'none' or 'all', found {recheck!r}")
         with self._lock:
-            return self._call(ids, mask)
+            if recheck == "all" and self.fallback is not None:
+                self.rechecked += len(ids)
+                return self._recheck(ids, mask)
+            return self._call(ids, mask, recheck == "thin")
 
-    def _call(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _recheck(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        pad = self.max_length - ids.shape[1]
+        if pad > 0:  # the mask keeps the result the same
+            ids, mask = np.pad(ids, ((0, 0), (0, pad))), np.pad(mask, ((0, 0), (0, pad)))
+        return self._infer("fallback", ids, mask)
+
+    def _call(self, ids: np.ndarray, mask: np.ndarray, recheck: bool = True) -> np.ndarray:
         out = self._fast(ids, mask)
-        if self.fallback is not None:
+        if self.fallback is not None and recheck:
             thin = np.flatnonzero(margins(out) < self.recheck_margin)
             if len(thin):
                 self.rechecked += len(thin)
-                out[thin] = self._infer("fallback", ids[thin], mask[thin])
+                out[thin] = self._recheck(ids[thin], mask[thin])
         return out
 
     def _fast(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

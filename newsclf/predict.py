@@ -199,8 +199,11 @@ class Classifier:
         if runtime is not None:
             self.backend, self.precision, self.model, self._forward = "openvino", precision, None, None
             self._runtime = runtime
+            # int8 with an fp32 fallback: a blended model rechecks on the blend's margin (probability_parts).
+            self._recheck_later = getattr(runtime, "fallback", None) is not None
             self.labels: list[str] = list(meta["labels"])
             return
+        self._recheck_later = False
         self.backend, self._runtime = "torch", None
         if precision == "auto":
             precision = "bf16" if cpu_has_bf16() else "fp32"
@@ -298,8 +301,11 @@ class Classifier:
             max_chunks=int(self.meta.get("max_chunks", 4)),
         )
 
-    def logits(self, articles: Sequence[tuple[str, str]], batch_size: int = 16) -> np.ndarray:
-        """Uncalibrated article-level logits, shape (n, labels); chunk logits are averaged per article."""
+    def logits(self, articles: Sequence[tuple[str, str]], batch_size: int = 16, recheck: str = "thin") -> np.ndarray:
+        """Uncalibrated article-level logits, shape (n, labels); chunk logits are averaged per article.
+
+        ``recheck`` matters only on OpenVINO int8 (see :class:`newsclf.ov_backend.OpenVINOForward`): which
+        rows run again on the fp32 graph."""
         import contextlib
 
         if self._runtime is None:
@@ -320,7 +326,7 @@ class Classifier:
                 idx = order[start : start + batch_size]
                 ids, mask = pad_rows([rows[r] for r in idx], pad)
                 if self._runtime is not None:
-                    out[idx] = self._runtime(ids, mask)
+                    out[idx] = self._runtime(ids, mask, recheck) if self._recheck_later else self._runtime(ids, mask)
                     continue
                 t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
                 if self._forward is not None:
@@ -354,9 +360,23 @@ class Classifier:
 
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsclf-baseline")
         pending = self._pool.submit(self.baseline.predict_proba, article_texts(articles))
-        logits = self.logits(articles, batch_size)
+        later = self._recheck_later
+        logits = self.logits(articles, batch_size, recheck="none" if later else "thin")
         base = pending.result()
-        return softmax(blend_logits(logits, self.temperature, base, self.blend), 1.0), softmax(logits, self.temperature)
+        blended = blend_logits(logits, self.temperature, base, self.blend)
+        if later:
+            # int8 moves a row's top-two logit margin by less than the runtime's recheck_margin (on 99% of
+            # its check articles), which moves the blend's margin by (model weight / temperature) times that.
+            # So only articles whose *blended* margin is that thin can change label, and only they run
+            # again on the fp32 graph: the baseline settles most articles int8 alone would recheck.
+            from newsclf.ov_backend import margins
+
+            bound = self.blend["model"] / self.temperature * self._runtime.recheck_margin
+            thin = np.flatnonzero(margins(blended) < bound)
+            if len(thin):
+                logits[thin] = self.logits([articles[i] for i in thin], batch_size, recheck="all")
+                blended[thin] = blend_logits(logits[thin], self.temperature, base[thin], self.blend)
+        return softmax(blended, 1.0), softmax(logits, self.temperature)
 
     # -- public -----------------------------------------------------------------------------------
     def predict(
