@@ -67,6 +67,35 @@ def test_predictions_are_the_blend_of_the_two_models(blended, toy_rows):
     assert b == 0 or not np.allclose(expected, alone)
 
 
+def test_openvino_int8_rechecks_on_the_blends_margin(blended, toy_rows, tmp_path, monkeypatch):
+    """On int8 with an fp32 fallback, a blended model reruns on fp32 exactly the articles whose blended margin
+    is under (model weight / temperature) x the runtime's recheck margin, and keeps int8 for the others."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed (pip install 'newsclf[openvino]')")
+    from newsclf.calibration import blend_logits, softmax
+    from newsclf.ov_backend import margins
+
+    monkeypatch.setenv("NEWSCLF_CACHE", str(tmp_path / "cache"))
+    clf = Classifier.from_dir(blended, precision="int8", backend="openvino")
+    runtime = clf._runtime
+    pairs = [(r["title"], r["text"]) for r in toy_rows]
+    fast = clf.logits(pairs, recheck="none")
+    exact = clf.logits(pairs, recheck="all")
+    base = clf.baseline.predict_proba([f"{t}\n{x}" for t, x in pairs])
+    blended_fast = blend_logits(fast, clf.temperature, base, clf.blend)
+    # A recheck margin at the median blended margin, so that some articles are rechecked and some not.
+    scale = clf.blend["model"] / clf.temperature
+    assert scale > 0
+    runtime.recheck_margin = float(np.median(margins(blended_fast))) / scale
+    thin = margins(blended_fast) < scale * runtime.recheck_margin
+    assert 0 < thin.sum() < len(pairs)
+    runtime.rechecked = 0
+    got, alone = clf.probability_parts(pairs)
+    assert runtime.rechecked == int(thin.sum())  # one row per toy article
+    want = np.where(thin[:, None], exact, fast)
+    assert np.allclose(alone, softmax(want, clf.temperature), atol=1e-6)
+    assert np.allclose(got, softmax(blend_logits(want, clf.temperature, base, clf.blend), 1.0), atol=1e-6)
+
+
 def test_the_folder_stays_a_standard_hugging_face_folder(blended):
     from transformers import pipeline
 
