@@ -77,13 +77,13 @@ class Config:
     vocab: Literal["full", "restricted"] = _f("restricted", "'restricted' keeps the CJK/ASCII vocabulary "
                                               "pieces: half the parameters, same tokens on Chinese news")
     pooling: Literal["mean", "cls"] = _f("mean", "sentence vector: masked mean (what e5 was trained with) or [CLS]")
-    input_mode: Literal["head", "head_tail", "chunks"] = _f("head", "which tokens of a long article the "
+    input_mode: Literal["head", "head_tail", "chunks"] = _f("head_tail", "which tokens of a long article the "
                                                             "model reads (see newsclf/inputs.py)")
     max_length: int = _f(256, "tokens per model input")
     max_chunks: int = _f(4, "windows per article in chunks mode")
 
     # --- training ---
-    epochs: float = _f(8.0, "training epochs (early stopping may end sooner)")
+    epochs: float = _f(4.0, "training epochs (early stopping may end sooner)")
     max_steps: int = _f(-1, "stop after this many optimizer steps (-1: use epochs)")
     learning_rate: float = _f(8e-5, "peak learning rate of the encoder")
     head_learning_rate: float = _f(2e-3, "learning rate of the freshly initialised classification head")
@@ -96,7 +96,7 @@ class Config:
     early_stopping_patience: int = _f(3, "evaluations without a better validation macro-F1 before stopping "
                                       "(0: never stop early)")
     eval_steps: int | None = _f(None, "evaluate and checkpoint every N steps (null: every epoch)")
-    average_from: float | None = _f(None, "ship the mean of the weights at every evaluation from this share of "
+    average_from: float | None = _f(0.5, "ship the mean of the weights at every evaluation from this share of "
                                     "the training steps on (SWA), not the best checkpoint (null: the best)")
     bf16: bool = _f(True, "bf16 autocast (fast on CPUs with AVX-512 BF16/AMX and on GPUs)")
     freeze_embeddings: bool = _f(False, "keep the word embeddings fixed")

@@ -65,7 +65,7 @@ def test_two_ranks_train_and_rank_zero_alone_saves(ddp_run):
     saved = [line for line in output.splitlines() if line.startswith("model saved to")]
     assert saved == [f"model saved to {run_dir / 'model'}"], output[-4000:]
     # Rank 1 is quiet: the data-building log lines appear once, from rank 0.
-    assert output.count("labelled 410 of 410 articles") == 1, output[-4000:]
+    assert output.count("labelled 830 of 830 articles") == 1, output[-4000:]
     assert not list(run_dir.glob(".model-tmp-*")) and not list(run_dir.glob(".dataset-tmp-*"))
 
 
