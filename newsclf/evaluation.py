@@ -95,7 +95,7 @@ def evaluate_model(
         raise ValueError(f"labels {unknown} in {data_list} are not among the model's labels {labels}")
     refs = list(articles["label"])
     pairs = list(zip(articles["title"], articles["text"]))
-    probs, alone = clf.probability_parts(pairs, batch_size=batch_size)
+    probs, alone = clf.probability_parts(pairs, batch_size=batch_size, exact_alone=True)
     scored = score(probs, refs, labels, threshold=clf.abstain_threshold, ids=articles["id"], titles=articles["title"])
     preds = scored["predictions"]
     metrics: dict[str, Any] = {

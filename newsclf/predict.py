@@ -342,9 +342,13 @@ class Classifier:
         return self.probability_parts(articles, batch_size)[0]
 
     def probability_parts(
-        self, articles: Sequence[tuple[str, str]], batch_size: int = 16
+        self, articles: Sequence[tuple[str, str]], batch_size: int = 16, exact_alone: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(probabilities, the transformer's own calibrated probabilities or None without a blend)``."""
+        """``(probabilities, the transformer's own calibrated probabilities or None without a blend)``.
+
+        On OpenVINO int8 the second part is int8's except where the blend's margin was thin; with
+        ``exact_alone`` (what ``evaluate`` reports) articles whose own int8 margin is thin run on fp32 too,
+        as they would for the transformer alone."""
         from newsclf.calibration import softmax
 
         if self.baseline is None or not len(articles):
@@ -376,6 +380,11 @@ class Classifier:
             if len(thin):
                 logits[thin] = self.logits([articles[i] for i in thin], batch_size, recheck="all")
                 blended[thin] = blend_logits(logits[thin], self.temperature, base[thin], self.blend)
+            if exact_alone:
+                own = np.setdiff1d(np.flatnonzero(margins(logits) < self._runtime.recheck_margin), thin)
+                if len(own):
+                    logits = logits.copy()
+                    logits[own] = self.logits([articles[i] for i in own], batch_size, recheck="all")
         return softmax(blended, 1.0), softmax(logits, self.temperature)
 
     # -- public -----------------------------------------------------------------------------------

@@ -94,6 +94,11 @@ def test_openvino_int8_rechecks_on_the_blends_margin(blended, toy_rows, tmp_path
     want = np.where(thin[:, None], exact, fast)
     assert np.allclose(alone, softmax(want, clf.temperature), atol=1e-6)
     assert np.allclose(got, softmax(blend_logits(want, clf.temperature, base, clf.blend), 1.0), atol=1e-6)
+    # What evaluate reports as the transformer alone also reruns the articles thin on int8's own margin.
+    own = margins(fast) < runtime.recheck_margin
+    assert (own & ~thin).any()  # else this part could not fail
+    _, alone_exact = clf.probability_parts(pairs, exact_alone=True)
+    assert np.allclose(alone_exact, softmax(np.where((thin | own)[:, None], exact, fast), clf.temperature), atol=1e-6)
 
 
 def test_the_folder_stays_a_standard_hugging_face_folder(blended):
