@@ -147,6 +147,21 @@ def test_features_match_scikit_learns_vectorizers_on_awkward_text():
     assert np.allclose(model.predict_proba(texts + odd), _sklearn_proba(model, texts + odd), atol=1e-9)
 
 
+def test_rjieba_cuts_the_same_words_as_jieba():
+    """The baseline segments with rjieba when installed (fast) and jieba otherwise: a model trained with one
+    and used with the other must see the same words. Checked on the shipped corpus and awkward strings."""
+    pytest.importorskip("rjieba", reason="rjieba is not installed (a newsclf dependency: pip install -e .)")
+    from newsclf.baseline import _jieba_tokens, _python_jieba_tokens
+    from newsclf.data.loaders import load_articles
+
+    ds = load_articles("embedded")
+    texts = [f"{t}\n{x}"[:500] for t, x in zip(ds["title"], ds["text"])]
+    texts += ["", "  多个   空格 ", "ABC abc 123 4.5% C++ C# a&b x_y", "😀表情😀", "\x00党支部\x00",
+              "Ｆｕｌｌ　ｗｉｄｔｈ　１２３", "第1季度GDP增长5.2%，CPI上涨0.1%", "https://www.example.com/a?b=1"]
+    differ = [t for t in texts if _jieba_tokens(t) != _python_jieba_tokens(t)]
+    assert not differ, differ[:3]
+
+
 def test_broken_saved_baseline_is_a_clear_error(tmp_path):
     texts, labels = _toy()
     TfidfBaseline(LABELS).fit(texts, labels).save(tmp_path)
