@@ -388,6 +388,14 @@ class Classifier:
         return softmax(blended, 1.0), softmax(logits, self.temperature)
 
     # -- public -----------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Run made-up articles once, so that the first real call does not pay for compiling (OpenVINO
+        compiles its one-row graph on first use, ~0.5 s) or for starting the baseline's thread. ``newsclf
+        serve`` calls it before it reports ready; a script that tags articles one at a time may too."""
+        if self._runtime is not None:
+            self._runtime.warm_up()
+        self.probabilities([("预热", "市政府召开会议研究部署安全生产和文化惠民工作。")])
+
     def predict(
         self,
         item_or_items: Item | Sequence[Item],

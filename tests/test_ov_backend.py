@@ -192,3 +192,49 @@ def test_single_and_batched_calls_agree(tiny_model, cache):
     many = clf.probabilities(ARTICLES * 5, batch_size=16)  # static 8-row slices and a remainder
     one = np.stack([clf.probabilities([a])[0] for a in ARTICLES])
     assert np.allclose(many[: len(ARTICLES)], one, atol=1e-5)
+
+
+def test_short_single_articles_run_at_few_widths(tiny_model, cache):
+    """One-row calls on the dynamic graph are padded to a step, so a process meets few distinct widths (a new
+    width's first call is slow); the mask keeps the probabilities those of the exact width."""
+    clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
+    runtime, seen = clf._runtime, []
+    infer = runtime._infer
+
+    def spy(kind, ids, mask):
+        seen.append((kind, ids.shape[1]))
+        return infer(kind, ids, mask)
+
+    runtime._infer = spy
+    short = [("短讯", "今日晴。" * n) for n in (1, 3, 5, 8, 11)]
+    one = np.stack([clf.probabilities([a])[0] for a in short])
+    widths = {w for kind, w in seen if kind == "dynamic"}
+    exact = {len(clf.encode(*a)[0]) for a in short}
+    assert len(exact) == len(short) and widths and len(widths) < len(exact), (exact, widths)
+    assert all(w % ov_backend.SINGLE_WIDTH_STEP == 0 or w == runtime.max_length for w in widths), widths
+    runtime._infer = infer
+    assert np.allclose(clf.probabilities(short, batch_size=1), one, atol=1e-6)
+    assert np.allclose(clf.probabilities(short, batch_size=16), one, atol=1e-5)
+
+
+def test_warm_up_compiles_the_one_row_graph_and_runs_the_short_widths(tiny_model, cache):
+    clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
+    runtime, seen = clf._runtime, []
+    infer = runtime._infer
+
+    def spy(kind, ids, mask):
+        seen.append((kind, ids.shape[1]))
+        return infer(kind, ids, mask)
+
+    runtime._infer = spy
+    assert "single" not in runtime._requests
+    clf.warm_up()
+    compiled, warmed = set(runtime._requests), set(seen)
+    assert "single" in compiled
+    seen.clear()
+    clf.probabilities([ARTICLES[-1]])  # a full-length article alone: nothing left to compile
+    for n in range(1, 40, 3):  # short ones of many lengths: only widths warm_up ran
+        clf.probabilities([("短讯", "今日晴。" * n)])
+    assert set(runtime._requests) == compiled
+    assert set(seen) <= warmed and len({w for _, w in seen}) >= 2, (seen, warmed)
+    Classifier.from_dir(tiny_model, precision="fp32", backend="torch").warm_up()  # a no-op there, not an error
