@@ -29,7 +29,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["FORMATS", "Raw", "detect_format", "read_source", "read_text", "source_stem"]
+
+def clean_text(text: str) -> str:
+    """An article body as the model reads it, from files (``load_articles``) and from ``predict`` alike."""
+    # Newspaper dumps indent paragraphs with full-width spaces and leave blank lines; neither is content.
+    lines = (
+        line.strip(" \t\u3000\xa0") for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    )
+    return "\n".join(line for line in lines if line)
+
+
+def clean_title(title: str) -> str:
+    """A title on one line, whitespace runs (full-width spaces too) collapsed to one space."""
+    return " ".join(title.split())
+
+
+__all__ = ["FORMATS", "Raw", "clean_text", "clean_title", "detect_format", "read_source", "read_text", "source_stem"]
 
 FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "page", "text")
 PAGE_SUFFIXES = (".md", ".txt")

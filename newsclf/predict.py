@@ -49,17 +49,20 @@ def _clean_surrogates(s: str) -> str:
 
 
 def parse_item(item: Any, index: int | None = None) -> tuple[str, str]:
-    """(title, text) of one input item; a ``str`` carries its title on the first line.
+    """(title, text) of one input item; a ``str`` carries its title on the first line. Both are cleaned as
+    files are (:func:`newsclf.io.clean_text`: paragraph indents, blank lines and CRs are not content).
 
     Lone surrogate characters are replaced by U+FFFD (see ``_SURROGATE``) so that any str can be tokenised.
     """
+    from newsclf.io import clean_text, clean_title
+
     where = f"item {index}: " if index is not None else ""
     if isinstance(item, str):
-        item = _clean_surrogates(item)
-        title, _, text = item.strip().partition("\n")
+        item = clean_text(_clean_surrogates(item))
         if not item.strip():
             raise ValueError(f"{where}the article text is empty or whitespace; pass the article's title and body")
-        return title.strip(), text.strip()
+        title, _, text = item.partition("\n")
+        return clean_title(title), text
     if isinstance(item, dict):
         if "text" not in item and "title" not in item:
             raise ValueError(
@@ -70,7 +73,8 @@ def parse_item(item: Any, index: int | None = None) -> tuple[str, str]:
             raise TypeError(f"{where}'title' and 'text' must be strings, found {type(title).__name__}/{type(text).__name__}")
         if not (title.strip() or text.strip()):
             raise ValueError(f"{where}the article's title and text are both empty; pass some text to classify")
-        return _clean_surrogates(title.strip()), _clean_surrogates(text.strip())
+        # Cleaned as load_articles cleans files, so an article scores the same from a dict as from a file.
+        return clean_title(_clean_surrogates(title)), clean_text(_clean_surrogates(text))
     raise TypeError(
         f"{where}expected an article as a str (title on the first line) or a dict with 'title' and 'text', "
         f"found {type(item).__name__}"

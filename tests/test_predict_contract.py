@@ -199,3 +199,19 @@ def test_lone_surrogates_do_not_crash(clf):
     # A valid pair (as written in Python source) becomes the character it encodes.
     assert parse_item({"title": "标题", "text": "笑\ud83d\ude00"}) == ("标题", "笑😀")
     assert json.loads('"\\ud83d"') == "\ud83d"  # why it matters: JSON input can carry one
+
+
+def test_an_article_reads_the_same_from_a_dict_a_str_and_a_file(tmp_path, clf):
+    """Paragraph indents (full-width spaces), CRLFs and blank lines are cleaned by predict as by load_articles,
+    so the model and the baseline see the same text whichever way an article comes in."""
+    from newsclf.data.loaders import load_articles
+
+    title, body = "\u3000市应急管理局  开展隐患排查 ", "\u3000\u3000检查组深入化工企业。\r\n\r\n\u3000\u3000督促限期整改，确保安全。\n \n"
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"id": "a1", "title": title, "text": body}, ensure_ascii=False) + "\n", encoding="utf-8")
+    ds = load_articles([str(path)])
+    from_file = (ds["title"][0], ds["text"][0])
+    assert from_file == ("市应急管理局 开展隐患排查", "检查组深入化工企业。\n督促限期整改，确保安全。")
+    assert parse_item({"title": title, "text": body}) == from_file
+    assert parse_item(f"{title}\r\n{body}") == from_file
+    assert clf.predict({"title": title, "text": body}) == clf.predict({"title": from_file[0], "text": from_file[1]})

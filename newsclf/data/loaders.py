@@ -27,7 +27,15 @@ from typing import Any
 
 from datasets import Dataset, DatasetInfo, Features, Value
 
-from newsclf.io import FORMATS_HELP, PAGE_SUFFIXES, detect_format, read_source, source_stem
+from newsclf.io import (
+    FORMATS_HELP,
+    PAGE_SUFFIXES,
+    clean_text,
+    clean_title,
+    detect_format,
+    read_source,
+    source_stem,
+)
 
 __all__ = ["COLUMNS", "EMBEDDED_DIR", "PAGES_DIR", "load_articles", "load_report", "normalize_date"]
 
@@ -122,14 +130,6 @@ def _as_text(value: Any, col: str, loc: str) -> str:
     )
 
 
-def _clean_text(text: str) -> str:
-    # Newspaper dumps indent paragraphs with full-width spaces and leave blank lines; neither is content.
-    lines = (
-        line.strip(" \t\u3000\xa0") for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    )
-    return "\n".join(line for line in lines if line)
-
-
 def _field(rec: dict, col: str, fmap: dict, loc: str) -> tuple[str | None, bool]:
     """The record's value for our column ``col`` and whether any source field was present."""
     spec = fmap.get(col)
@@ -171,10 +171,10 @@ def _to_row(rec: Any, loc: str, fmap: dict, stem: str, line_id: str, source: str
             row[col] = None if value is None else _as_text(value, col, loc)
             continue
         row[col] = _as_text(value, col, loc)
-    row["text"] = _clean_text(row["text"])
+    row["text"] = clean_text(row["text"])
     if not row["text"]:
         raise _BadRecord("empty text", f"{loc}: field for 'text' is empty; {_FIX}")
-    row["title"] = " ".join(row["title"].split())
+    row["title"] = clean_title(row["title"])
     try:
         row["date"] = normalize_date(row["date"])
     except ValueError as err:
