@@ -194,11 +194,8 @@ def test_single_and_batched_calls_agree(tiny_model, cache):
     assert np.allclose(many[: len(ARTICLES)], one, atol=1e-5)
 
 
-def test_short_single_articles_run_at_few_widths(tiny_model, cache):
-    """One-row calls on the dynamic graph are padded to a step, so a process meets few distinct widths (a new
-    width's first call is slow); the mask keeps the probabilities those of the exact width."""
-    clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
-    runtime, seen = clf._runtime, []
+def _record_widths(runtime, seen: list) -> object:
+    """Wrap the runtime's inference so each call appends (graph kind, width) to ``seen``; returns the original."""
     infer = runtime._infer
 
     def spy(kind, ids, mask):
@@ -206,6 +203,15 @@ def test_short_single_articles_run_at_few_widths(tiny_model, cache):
         return infer(kind, ids, mask)
 
     runtime._infer = spy
+    return infer
+
+
+def test_short_single_articles_run_at_few_widths(tiny_model, cache):
+    """One-row calls on the dynamic graph are padded to a step, so a process meets few distinct widths (a new
+    width's first call is slow); the mask keeps the probabilities those of the exact width."""
+    clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
+    runtime, seen = clf._runtime, []
+    infer = _record_widths(runtime, seen)
     short = [("短讯", "今日晴。" * n) for n in (1, 3, 5, 8, 11)]
     one = np.stack([clf.probabilities([a])[0] for a in short])
     widths = {w for kind, w in seen if kind == "dynamic"}
@@ -220,13 +226,7 @@ def test_short_single_articles_run_at_few_widths(tiny_model, cache):
 def test_warm_up_compiles_the_one_row_graph_and_runs_the_short_widths(tiny_model, cache):
     clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
     runtime, seen = clf._runtime, []
-    infer = runtime._infer
-
-    def spy(kind, ids, mask):
-        seen.append((kind, ids.shape[1]))
-        return infer(kind, ids, mask)
-
-    runtime._infer = spy
+    _record_widths(runtime, seen)
     assert "single" not in runtime._requests
     clf.warm_up()
     compiled, warmed = set(runtime._requests), set(seen)
