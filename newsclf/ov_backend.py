@@ -347,10 +347,13 @@ class OpenVINOForward:
         with self._lock:
             ids = np.zeros((1, self.max_length), dtype=np.int64)
             self._infer("single", ids, np.ones_like(ids))
-            # The widest a short article is padded to: its width is under PAD_FROM * max_length.
-            top = min(self.max_length, -(-(math.ceil(PAD_FROM * self.max_length) - 1) // SINGLE_WIDTH_STEP) * SINGLE_WIDTH_STEP)
-            for width in range(SINGLE_WIDTH_STEP, top + 1, SINGLE_WIDTH_STEP):
+            short = range(1, math.ceil(PAD_FROM * self.max_length))  # the widths that run on the dynamic graph
+            for width in sorted({self._single_width(w) for w in short}):
                 self._infer("dynamic", ids[:, :width], np.ones_like(ids[:, :width]))
+
+    def _single_width(self, width: int) -> int:
+        """The width a one-row call of ``width`` tokens runs at on the dynamic graph (see SINGLE_WIDTH_STEP)."""
+        return min(self.max_length, -(-width // SINGLE_WIDTH_STEP) * SINGLE_WIDTH_STEP)
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, recheck: str = "thin") -> np.ndarray:
         """Logits of the rows. With a fallback graph, ``recheck`` says which rows it runs again: ``"thin"``
@@ -382,8 +385,7 @@ class OpenVINOForward:
     def _fast(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         width = ids.shape[1]
         if width < self.max_length and (len(ids) > 1 or width < PAD_FROM * self.max_length):
-            if len(ids) == 1 and width % SINGLE_WIDTH_STEP:
-                extra = min(self.max_length, -(-width // SINGLE_WIDTH_STEP) * SINGLE_WIDTH_STEP) - width
+            if len(ids) == 1 and (extra := self._single_width(width) - width):
                 ids, mask = np.pad(ids, ((0, 0), (0, extra))), np.pad(mask, ((0, 0), (0, extra)))
             return self._infer("dynamic", ids, mask)
         if width < self.max_length:  # padded: the mask keeps the result the same, the fixed shape is faster
