@@ -130,21 +130,27 @@ class _Features:
             out[i] = _key_term(key)
         return out
 
-    def _indices(self, text: str) -> np.ndarray:
+    def _counts(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The text's features in the vocabulary and how often each occurs, in feature order."""
         if self.kind == "words":
             tokens = _jieba_tokens(text)
             grams = tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
-            vocabulary = self.vocabulary
-            return np.fromiter((vocabulary[g] for g in grams if g in vocabulary), dtype=np.int64)
-        keys = _char_keys(_WHITE_SPACES.sub(" ", text))
+            get = self.vocabulary.get
+            found = [i for i in map(get, grams) if i is not None]  # one dict lookup per gram
+            return np.unique(np.array(found, dtype=np.int64), return_counts=True)
+        keys, counts = np.unique(_char_keys(_WHITE_SPACES.sub(" ", text)), return_counts=True)
         if not len(keys) or not len(self.keys):
-            return np.zeros(0, dtype=np.int64)
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        # Each distinct key searched once, in sorted order (cache-friendly): ~15% faster on 200 dev articles.
         pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return self.index[pos[self.keys[pos] == keys]]
+        hit = self.keys[pos] == keys
+        features, counts = self.index[pos[hit]], counts[hit]
+        order = np.argsort(features)  # distinct keys are distinct features
+        return features[order], counts[order]
 
     def row(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Feature indices and their l2-normalised sublinear TF-IDF values for one text."""
-        features, counts = np.unique(self._indices(text), return_counts=True)
+        features, counts = self._counts(text)
         values = (np.log(counts) + 1.0) * self.idf[features]
         norm = np.sqrt(values @ values)
         if norm > 0:

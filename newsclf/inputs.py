@@ -7,6 +7,7 @@ Keeping a single code path matters because a model trained on "title + first 254
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 INPUT_MODES = ("head", "head_tail", "chunks")
@@ -30,20 +31,36 @@ def _special_ids(tokenizer: Any) -> tuple[int, int]:
     return cls_id, sep_id
 
 
-def _ids(tokenizer: Any, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+def _ids_many(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, in one call: the fast tokenizer encodes a list in Rust, about twice as fast as
+    one call per text (~45 vs ~75 ms for 200 dev articles), with the same ids."""
+    if not texts:
+        return []
+    return tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
 
 
-def encode_article(
+def _pieces(full: str, mode: str, max_length: int, max_chunks: int) -> list[str]:
+    """The parts of an article's text that get tokenised: character windows that bound the work (see
+    CHARS_PER_TOKEN_BOUND); ``head_tail`` reads the start and the end of a long text apart."""
+    budget = max_length - 2
+    if mode == "head":
+        return [full[: budget * CHARS_PER_TOKEN_BOUND]]
+    if mode == "head_tail":
+        window = budget * CHARS_PER_TOKEN_BOUND
+        return [full] if len(full) <= 2 * window else [full[:window], full[-window:]]
+    return [full[: budget * max_chunks * CHARS_PER_TOKEN_BOUND]]
+
+
+def encode_articles(
     tokenizer: Any,
-    title: str,
-    text: str,
+    articles: Sequence[tuple[str, str]],
     *,
     mode: str = "head",
     max_length: int = 256,
     max_chunks: int = 4,
-) -> list[list[int]]:
-    """Token id sequences (with special tokens) for one article; more than one only in ``chunks`` mode.
+) -> list[list[list[int]]]:
+    """Token id sequences (with special tokens) for each ``(title, text)``; more than one per article only in
+    ``chunks`` mode. Training and prediction both call this (through :func:`encode_article` for one).
 
     - ``head``: the first ``max_length`` tokens of title + text.
     - ``head_tail``: the first two thirds of the budget from the start, the rest from the end, because
@@ -55,23 +72,35 @@ def encode_article(
         raise ValueError(f"input mode {mode!r} is not one of {', '.join(INPUT_MODES)}")
     cls_id, sep_id = _special_ids(tokenizer)
     budget = max_length - 2
-    full = article_text(title, text)
-    if mode == "head":
-        ids = _ids(tokenizer, full[: budget * CHARS_PER_TOKEN_BOUND])[:budget]
-        return [[cls_id, *ids, sep_id]]
-    if mode == "head_tail":
-        window = budget * CHARS_PER_TOKEN_BOUND
-        if len(full) <= 2 * window:
-            ids = _ids(tokenizer, full)
+    pieces = [_pieces(article_text(title, text), mode, max_length, max_chunks) for title, text in articles]
+    flat = iter(_ids_many(tokenizer, [piece for parts in pieces for piece in parts]))
+    out: list[list[list[int]]] = []
+    for parts in pieces:
+        ids = [i for _ in parts for i in next(flat)]  # head_tail's two windows are joined, as one text
+        if mode == "head":
+            out.append([[cls_id, *ids[:budget], sep_id]])
+        elif mode == "head_tail":
+            if len(ids) > budget:
+                n_head = (budget * 2) // 3
+                ids = ids[:n_head] + ids[len(ids) - (budget - n_head) :]
+            out.append([[cls_id, *ids, sep_id]])
         else:
-            ids = _ids(tokenizer, full[:window]) + _ids(tokenizer, full[-window:])
-        if len(ids) > budget:
-            n_head = (budget * 2) // 3
-            ids = ids[:n_head] + ids[len(ids) - (budget - n_head) :]
-        return [[cls_id, *ids, sep_id]]
-    ids = _ids(tokenizer, full[: budget * max_chunks * CHARS_PER_TOKEN_BOUND])[: budget * max_chunks]
-    chunks = [ids[i : i + budget] for i in range(0, max(len(ids), 1), budget)]
-    return [[cls_id, *chunk, sep_id] for chunk in chunks]
+            ids = ids[: budget * max_chunks]
+            out.append([[cls_id, *ids[i : i + budget], sep_id] for i in range(0, max(len(ids), 1), budget)])
+    return out
+
+
+def encode_article(
+    tokenizer: Any,
+    title: str,
+    text: str,
+    *,
+    mode: str = "head",
+    max_length: int = 256,
+    max_chunks: int = 4,
+) -> list[list[int]]:
+    """:func:`encode_articles` for one article."""
+    return encode_articles(tokenizer, [(title, text)], mode=mode, max_length=max_length, max_chunks=max_chunks)[0]
 
 
 def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from newsclf.artifact import META_FILE  # noqa: E402,F401  (re-exported: older code imports it from here)
-from newsclf.inputs import encode_article, pad_rows, pool_chunk_logits
+from newsclf.inputs import encode_articles, pad_rows, pool_chunk_logits
 
 DEFAULT_MODEL_DIR = Path("runs") / "default" / "model"
 Item = str | dict
@@ -296,10 +296,13 @@ class Classifier:
     # -- core -------------------------------------------------------------------------------------
     def encode(self, title: str, text: str) -> list[list[int]]:
         """Model inputs for one article, exactly as training built them."""
-        return encode_article(
+        return self.encode_many([(title, text)])[0]
+
+    def encode_many(self, articles: Sequence[tuple[str, str]]) -> list[list[list[int]]]:
+        """Model inputs for each article (one tokenizer call for all of them)."""
+        return encode_articles(
             self.tokenizer,
-            title,
-            text,
+            articles,
             mode=self.meta.get("input_mode", "head"),
             max_length=int(self.meta.get("max_length", 256)),
             max_chunks=int(self.meta.get("max_chunks", 4)),
@@ -317,8 +320,8 @@ class Classifier:
 
         rows: list[list[int]] = []
         owners: list[int] = []
-        for i, (title, text) in enumerate(articles):
-            for ids in self.encode(title, text):
+        for i, article_rows in enumerate(self.encode_many(articles)):
+            for ids in article_rows:
                 rows.append(ids)
                 owners.append(i)
         out = np.zeros((len(rows), len(self.labels)), dtype=np.float32)

@@ -54,15 +54,14 @@ class TrainingInterrupted(RuntimeError):
 
 def _tokenize_split(ds: Any, tokenizer: Any, config: Config, label2id: dict[str, int]) -> Any:
     """One row per model input (several per article in chunks mode); ``owner`` maps rows to articles."""
-    from newsclf.inputs import encode_article
+    from newsclf.inputs import encode_articles
 
     def encode(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         out: dict[str, list] = {"input_ids": [], "labels": [], "owner": [], "length": []}
-        for title, text, label, idx in zip(batch["title"], batch["text"], batch["label"], indices):
-            for ids in encode_article(
-                tokenizer, title, text, mode=config.input_mode, max_length=config.max_length,
-                max_chunks=config.max_chunks,
-            ):
+        encoded = encode_articles(tokenizer, list(zip(batch["title"], batch["text"])), mode=config.input_mode,
+                                  max_length=config.max_length, max_chunks=config.max_chunks)
+        for article_rows, label, idx in zip(encoded, batch["label"], indices):
+            for ids in article_rows:
                 out["input_ids"].append(ids)
                 out["labels"].append(label2id[label])
                 out["owner"].append(idx)
