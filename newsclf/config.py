@@ -92,6 +92,8 @@ class Config:
     gradient_accumulation_steps: int = _f(1, "steps whose gradients are summed before an update")
     weight_decay: float = _f(0.01, "AdamW weight decay of the encoder")
     warmup_ratio: float = _f(0.06, "share of steps with a linearly rising learning rate")
+    layer_lr_decay: float = _f(1.0, "layer-wise learning-rate decay: each encoder layer learns this times the "
+                               "rate of the layer above, the embeddings below the lowest (1: one rate)")
     class_weights: bool = _f(True, "weight the loss by inverse label frequency")
     early_stopping_patience: int = _f(3, "evaluations without a better validation macro-F1 before stopping "
                                       "(0: never stop early)")
@@ -163,6 +165,7 @@ _RANGES: dict[str, tuple[float | int | None, float | int | None, str]] = {
     "abstain_threshold": (0, 1, "a probability in [0, 1] or null"),
     "weight_decay": (0, None, "a non-negative number"),
     "warmup_ratio": (0, 1, "a fraction in [0, 1]"),
+    "layer_lr_decay": (0.0, 1, "a factor in (0, 1]"),
     "average_from": (0, 1, "a fraction in [0, 1] or null"),
 }
 

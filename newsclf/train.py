@@ -71,6 +71,28 @@ def _tokenize_split(ds: Any, tokenizer: Any, config: Config, label2id: dict[str,
     return ds.map(encode, batched=True, with_indices=True, remove_columns=ds.column_names, desc="tokenising")
 
 
+def encoder_param_groups(model: Any, learning_rate: float, decay: float, weight_decay: float) -> list[dict[str, Any]]:
+    """The encoder's trained parameters as optimizer groups: one at ``learning_rate``, or with ``decay`` < 1
+    one per depth (layer-wise learning-rate decay): the top layer at ``learning_rate``, each layer below it
+    ``decay`` times the one above, the embeddings below the lowest layer. Lower layers hold general language
+    knowledge that a few thousand articles should move less; the usual cure for unstable fine-tuning."""
+    import re
+
+    body = [(n, p) for n, p in model.named_parameters()
+            if p.requires_grad and not n.startswith(("classifier", "bert.pooler"))]
+    if decay == 1.0:
+        return [{"params": [p for _, p in body], "lr": learning_rate, "weight_decay": weight_decay}]
+    n_layers = int(model.config.num_hidden_layers)
+    by_depth: dict[int, list[Any]] = {}
+    for name, p in body:
+        m = re.search(r"\.layer\.(\d+)\.", name)
+        # Embeddings sit below layer 0; anything else (none in BERT) trains at the full rate.
+        depth = int(m.group(1)) + 1 if m else 0 if ".embeddings." in f".{name}" else n_layers
+        by_depth.setdefault(depth, []).append(p)
+    return [{"params": ps, "lr": learning_rate * decay ** (n_layers - depth), "weight_decay": weight_decay}
+            for depth, ps in sorted(by_depth.items())]
+
+
 def class_weights(labels: list[str], label_list: list[str]) -> np.ndarray:
     """Balanced weights n / (k * count); a label missing from training gets weight 0 (it cannot be learned)."""
     counts = np.array([labels.count(lab) for lab in label_list], dtype=np.float64)
@@ -213,10 +235,9 @@ def train(
             return torch.nn.functional.cross_entropy(outputs.logits.float(), targets, weight=weights)
 
         head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(("classifier", "bert.pooler"))]
-        body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("classifier", "bert.pooler"))]
         optimizer = torch.optim.AdamW(
             [
-                {"params": body, "lr": config.learning_rate, "weight_decay": config.weight_decay},
+                *encoder_param_groups(model, config.learning_rate, config.layer_lr_decay, config.weight_decay),
                 {"params": head, "lr": config.head_learning_rate, "weight_decay": 0.0},
             ],
             # The fused kernel updates all parameters in one pass: on 2 CPU cores it cuts the optimizer

@@ -353,3 +353,36 @@ def test_bench_predict_compares_with_the_pipeline(trained):
     # The fp32 path is the pipeline's computation with a different batching: the labels must not move.
     assert out["newsclf_fp32"]["agreement_with_pipeline"] == 1.0
     assert out["peak_rss_mb_predict_alone"] > 0
+
+
+def test_layer_lr_decay_gives_each_depth_its_rate(tmp_path, toy_dataset_dir, tiny_backbone):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from newsclf.train import encoder_param_groups
+
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=3))
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)  # as freeze_embeddings does
+    encoder = {id(p): n for n, p in model.named_parameters()
+               if p.requires_grad and not n.startswith(("classifier", "bert.pooler"))}
+
+    (one,) = encoder_param_groups(model, 1e-4, 1.0, 0.01)
+    assert sorted(map(id, one["params"])) == sorted(encoder) and one["lr"] == 1e-4
+
+    groups = encoder_param_groups(model, 1e-4, 0.5, 0.01)
+    assert [g["lr"] for g in groups] == pytest.approx([1e-4 / 8, 1e-4 / 4, 1e-4 / 2, 1e-4])
+    assert sorted(id(p) for g in groups for p in g["params"]) == sorted(encoder)  # each once, head and frozen out
+    names = [{encoder[id(p)] for p in g["params"]} for g in groups]
+    assert all(".embeddings." in f".{n}" for n in names[0])
+    for depth, group in enumerate(names[1:]):
+        assert all(f"encoder.layer.{depth}." in n for n in group)
+
+    # A real run with it trains and saves.
+    cfg = tiny_config(tmp_path, toy_dataset_dir, max_steps=2, eval_steps=2, layer_lr_decay=0.8)
+    assert (train(cfg) / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("value", [0, 1.5, -0.1])
+def test_layer_lr_decay_out_of_range_is_refused(tmp_path, toy_dataset_dir, value):
+    with pytest.raises(ValueError, match="layer_lr_decay.*\\(0, 1\\]"):
+        tiny_config(tmp_path, toy_dataset_dir, layer_lr_decay=value)
