@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from newsclf.inputs import article_text, encode_article, pool_chunk_logits
+from newsclf.inputs import article_text, encode_article, encode_articles, pool_chunk_logits
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +44,14 @@ def test_pool_chunk_logits_averages_per_article():
 def test_unknown_mode(tok):
     with pytest.raises(ValueError, match="input mode 'tail' is not one of head, head_tail, chunks"):
         encode_article(tok, "a", "b", mode="tail")
+
+
+@pytest.mark.parametrize("mode", ["head", "head_tail", "chunks"])
+def test_many_articles_at_once_encode_as_one_at_a_time(tok, mode):
+    # One tokenizer call for a list of texts gives the ids of one call per article.
+    base = "市应急管理局开展安全生产隐患排查。"
+    articles = [("隐患排查", base * n) for n in (0, 1, 3, 12, 40)] + [("", ""), ("标题", ""), ("", "正文 \n 结尾")]
+    singles = [encode_article(tok, t, x, mode=mode, max_length=32, max_chunks=3) for t, x in articles]
+    for n in (1, 2, 3, 4, len(articles)):
+        assert encode_articles(tok, articles[:n], mode=mode, max_length=32, max_chunks=3) == singles[:n]
+    assert encode_articles(tok, [], mode=mode) == []
