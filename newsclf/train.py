@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import signal
 import threading
@@ -46,6 +47,8 @@ def _trainer_class() -> Any:
 # A launcher (torchrun, accelerate launch) passes the terminal's Ctrl-C on to its workers, which got it from the
 # terminal already: a second SIGINT this soon after the first is the same Ctrl-C, not a request to abort.
 _FORWARDED_SIGINT_SECONDS = 2.0
+# The freshly initialised part (its own learning rate, no weight decay); every other trained parameter is the encoder's.
+HEAD_PREFIXES = ("classifier", "bert.pooler")
 
 
 class TrainingInterrupted(RuntimeError):
@@ -76,10 +79,7 @@ def encoder_param_groups(model: Any, learning_rate: float, decay: float, weight_
     one per depth (layer-wise learning-rate decay): the top layer at ``learning_rate``, each layer below it
     ``decay`` times the one above, the embeddings below the lowest layer. Lower layers hold general language
     knowledge that a few thousand articles should move less; the usual cure for unstable fine-tuning."""
-    import re
-
-    body = [(n, p) for n, p in model.named_parameters()
-            if p.requires_grad and not n.startswith(("classifier", "bert.pooler"))]
+    body = [(n, p) for n, p in model.named_parameters() if p.requires_grad and not n.startswith(HEAD_PREFIXES)]
     if decay == 1.0:
         return [{"params": [p for _, p in body], "lr": learning_rate, "weight_decay": weight_decay}]
     n_layers = int(model.config.num_hidden_layers)
@@ -234,7 +234,7 @@ def train(
         def loss_fn(outputs: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
             return torch.nn.functional.cross_entropy(outputs.logits.float(), targets, weight=weights)
 
-        head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(("classifier", "bert.pooler"))]
+        head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith(HEAD_PREFIXES)]
         optimizer = torch.optim.AdamW(
             [
                 *encoder_param_groups(model, config.learning_rate, config.layer_lr_decay, config.weight_decay),
