@@ -75,18 +75,18 @@ def _concise_progress() -> Any:
     class ConciseProgress(ProgressCallback):
         """The Trainer's progress bar, printing one readable line per evaluation instead of raw log dicts."""
 
-        best = None
-
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
             if not state.is_world_process_zero or not logs:
                 return
             line = None
             if "eval_macro_f1" in logs:
                 f1 = logs["eval_macro_f1"]
-                self.best = f1 if self.best is None else max(self.best, f1)
+                # From the run's history, not from what this process saw: after --resume the evaluations
+                # before the checkpoint count too (the history is restored with it, this entry included).
+                best = max([f1] + [e["eval_macro_f1"] for e in state.log_history if "eval_macro_f1" in e])
                 line = (f"step {state.global_step}/{state.max_steps} (epoch {state.epoch:.2f}): validation "
                         f"macro-F1 {f1:.4f}, accuracy {logs.get('eval_accuracy', float('nan')):.4f}, loss "
-                        f"{logs.get('eval_loss', float('nan')):.4f}; best so far {self.best:.4f}")
+                        f"{logs.get('eval_loss', float('nan')):.4f}; best so far {best:.4f}")
             elif "train_runtime" in logs:
                 line = (f"training done: {state.global_step} steps in {logs['train_runtime']:.0f} s, mean loss "
                         f"{logs.get('train_loss', float('nan')):.4f}")

@@ -206,6 +206,24 @@ def test_resume_with_other_settings_is_refused(tmp_path, toy_dataset_dir, tiny_b
     assert json.loads((resumed / "log_history.json").read_text())[-1]["step"] == 4
 
 
+def test_best_so_far_counts_the_evaluations_before_a_resume(capsys):
+    from types import SimpleNamespace
+
+    from newsclf.run_state import _concise_progress
+
+    # The state a resumed run has at its first evaluation: the history up to the checkpoint comes back with
+    # it (0.90 at step 450), and this process has seen only the new entry (0.87 at step 600).
+    now = {"eval_macro_f1": 0.87, "eval_accuracy": 0.9, "eval_loss": 0.4, "step": 600}
+    history = [{"eval_macro_f1": 0.80, "step": 150}, {"eval_macro_f1": 0.90, "step": 450}, now]
+    state = SimpleNamespace(is_world_process_zero=True, global_step=600, max_steps=792, epoch=2.27,
+                            log_history=history)
+    bar = _concise_progress()()
+    bar.on_log(None, state, None, logs=now)
+    out = capsys.readouterr().out
+    assert "step 600/792 (epoch 2.27): validation macro-F1 0.8700" in out
+    assert "best so far 0.9000" in out
+
+
 def test_resume_without_checkpoint(tmp_path, toy_dataset_dir):
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
         train(tiny_config(tmp_path, toy_dataset_dir), resume=True)
