@@ -175,10 +175,15 @@ def margins(logits: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Any:
     """Send what the converters print to stderr: ``newsclf predict`` writes JSON lines to stdout, and NNCF
-    prints its progress bars there and logs through a handler bound to ``sys.stdout`` at import."""
+    prints its progress bars there and logs through a handler bound to ``sys.stdout`` at import. NNCF's
+    info lines are held back meanwhile: one per graph node it leaves unquantised (~100 a model), internals a
+    user cannot act on that buried even ``--quiet`` output; its warnings and progress bars still show."""
     handler = None
     if "nncf" in sys.modules or importlib.util.find_spec("nncf") is not None:
         from nncf.common.logging.logger import stdout_handler as handler
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(max(level, logging.WARNING))
     # Assigned, not setStream(): that flushes the old stream, which may be closed by now (e.g. the stdout
     # that was current when nncf was first imported).
     old = handler.stream if handler is not None else None
@@ -188,6 +193,7 @@ def _stdout_to_stderr() -> Any:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
+        nncf_log.setLevel(level)
         if handler is not None:
             handler.stream = old
 

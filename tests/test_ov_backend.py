@@ -238,3 +238,16 @@ def test_warm_up_compiles_the_one_row_graph_and_runs_the_short_widths(tiny_model
     assert set(runtime._requests) == compiled
     assert set(seen) <= warmed and len({w for _, w in seen}) >= 2, (seen, warmed)
     Classifier.from_dir(tiny_model, precision="fp32", backend="torch").warm_up()  # a no-op there, not an error
+
+
+def test_int8_conversion_keeps_stdout_clean_and_nncf_info_lines_out(tiny_model, cache, capfd):
+    nncf_log = logging.getLogger("nncf")
+    before = nncf_log.level
+    clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
+    assert clf.precision == "int8"
+    out, err = capfd.readouterr()
+    # stdout is where `newsclf predict` writes its JSON lines; NNCF's per-node info lines (one for each node
+    # it leaves unquantised) are noise a user cannot act on, even on stderr.
+    assert out == ""
+    assert "activation input quantizer" not in err and "INFO:nncf" not in err
+    assert nncf_log.level == before
