@@ -251,3 +251,22 @@ def test_int8_conversion_keeps_stdout_clean_and_nncf_info_lines_out(tiny_model, 
     assert out == ""
     assert "activation input quantizer" not in err and "INFO:nncf" not in err
     assert nncf_log.level == before
+
+
+def test_full_length_rows_run_as_concurrent_stream_requests(tiny_model, cache):
+    clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
+    runtime = clf._runtime
+    streams = len(runtime._stream_queue())
+    n = ov_backend.STREAM_ROWS * streams + 3  # one whole round on the streams, three rows left over
+    # Distinct heads (title x opening of the text from the short articles): one long body alone gives equal rows.
+    rows = [clf.encode(ARTICLES[i % 4][0], ARTICLES[i // 4 % 4][1] + ARTICLES[-1][1])[0] for i in range(n)]
+    ids, mask = pad_rows(rows, clf.tokenizer.pad_token_id or 0)
+    assert ids.shape[1] == runtime.max_length and len({tuple(r) for r in ids}) == n
+    seen: list = []
+    infer = _record_widths(runtime, seen)
+    got = runtime(ids, mask)
+    assert seen == [("bounded", runtime.max_length)]  # only the three left over ran on a latency graph
+    runtime._infer = infer
+    one_by_one = np.concatenate([runtime._infer("single", ids[i : i + 1], mask[i : i + 1]) for i in range(n)])
+    assert got.shape == one_by_one.shape and np.allclose(got, one_by_one, atol=1e-5)
+    assert np.allclose(runtime(ids[::-1], mask[::-1]), one_by_one[::-1], atol=1e-5)  # rows stay in their order
