@@ -347,12 +347,18 @@ class OpenVINOForward:
             if kind != "dynamic":
                 # The fallback runs few rows at a time, padded to max_length (see _recheck): one compiled
                 # length, instead of a slow first call at every new width on a dynamic graph (~0.3-0.5 s).
-                rows = {"single": 1, "fallback": -1}.get(kind, ov.Dimension(1, STATIC_BATCH))
-                graph = graph.clone()
-                graph.reshape({0: ov.PartialShape([rows, self.max_length, self.table.shape[1]]),
-                               1: ov.PartialShape([rows, self.max_length])})
+                graph = self._at_max_length(graph, {"single": 1, "fallback": -1}.get(kind, ov.Dimension(1, STATIC_BATCH)))
             self._requests[kind] = self.core.compile_model(graph, "CPU", self.config).create_infer_request()
         return self._requests[kind]
+
+    def _at_max_length(self, graph: Any, rows: Any) -> Any:
+        """A copy of ``graph`` fixed to ``max_length`` tokens and ``rows`` rows (a number, -1 or a Dimension)."""
+        import openvino as ov
+
+        graph = graph.clone()
+        graph.reshape({0: ov.PartialShape([rows, self.max_length, self.table.shape[1]]),
+                       1: ov.PartialShape([rows, self.max_length])})
+        return graph
 
     def _stream_queue(self) -> Any:
         """The static graph (``STREAM_ROWS`` x ``max_length``) compiled with one stream per core, as a queue of
@@ -360,9 +366,7 @@ class OpenVINOForward:
         if self._streams is None:
             import openvino as ov
 
-            graph = self.graph.clone()
-            graph.reshape({0: ov.PartialShape([STREAM_ROWS, self.max_length, self.table.shape[1]]),
-                           1: ov.PartialShape([STREAM_ROWS, self.max_length])})
+            graph = self._at_max_length(self.graph, STREAM_ROWS)
             compiled = self.core.compile_model(graph, "CPU", {**self.config, "PERFORMANCE_HINT": "THROUGHPUT"})
             queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
             # Copied: the request reuses its output buffer for its next slice.
