@@ -119,7 +119,7 @@ class Batcher:
                                                    backend=self.settings.backend)
             )
             # Ready means fast: the first request should not pay for compiling a graph.
-            await loop.run_in_executor(executor, self.clf.warm_up)
+            await loop.run_in_executor(executor, self.clf.warm_up, self.settings.batch_size)
         except Exception as err:  # a broken folder found only now, out of memory, ...
             self.state, self.error = "failed", f"{type(err).__name__}: {err}"
             log.error("could not load the model at %s: %s", self.model_dir, self.error)

@@ -375,16 +375,29 @@ class OpenVINOForward:
             self._streams = queue
         return self._streams
 
-    def warm_up(self) -> None:
-        """Compile and run the one-row graph (a full-length single article's), otherwise compiled on the first
-        such call, and run the dynamic graph once at each width a shorter single article is padded to (a
-        first call at a new width costs ~10 ms more: 5 widths at 256 tokens, ~0.1 s in all)."""
+    def warm_up(self, batch_size: int = 16) -> None:
+        """Compile, and run once, every graph a call of up to ``batch_size`` rows may use, so that no real call
+        pays for a compile (~0.5-1 s each): the one-row graph and the dynamic graph at each width a shorter
+        single article is padded to (a first call at a new width costs ~10 ms more: 5 widths at 256 tokens);
+        the fallback graph that thin int8 margins are rechecked on; and with ``batch_size`` > 1 the bounded
+        graph and, from ``STREAM_ROWS`` rows, the streamed one (`serve` without it paid ~1 s in its first
+        full batch, inside the benchmark's timed load)."""
         with self._lock:
             ids = np.zeros((1, self.max_length), dtype=np.int64)
             self._infer("single", ids, np.ones_like(ids))
             short = range(1, math.ceil(PAD_FROM * self.max_length))  # the widths that run on the dynamic graph
             for width in sorted({self._single_width(w) for w in short}):
                 self._infer("dynamic", ids[:, :width], np.ones_like(ids[:, :width]))
+            if self.fallback is not None:
+                self._recheck(ids, np.ones_like(ids))
+            if batch_size > 1:
+                rows = np.zeros((min(batch_size, STATIC_BATCH), self.max_length), dtype=np.int64)
+                self._infer("bounded", rows, np.ones_like(rows))
+            if batch_size >= STREAM_ROWS:
+                per_round = STREAM_ROWS * len(self._stream_queue())
+                if batch_size >= per_round:
+                    rows = np.zeros((per_round, self.max_length), dtype=np.int64)
+                    self._fast(rows, np.ones_like(rows))
 
     def _single_width(self, width: int) -> int:
         """The width a one-row call of ``width`` tokens runs at on the dynamic graph (see SINGLE_WIDTH_STEP)."""

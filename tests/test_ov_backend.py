@@ -240,6 +240,25 @@ def test_warm_up_compiles_the_one_row_graph_and_runs_the_short_widths(tiny_model
     Classifier.from_dir(tiny_model, precision="fp32", backend="torch").warm_up()  # a no-op there, not an error
 
 
+def test_warm_up_compiles_every_graph_a_call_of_batch_size_rows_uses(tiny_model, cache):
+    """`serve` warms up before it reports ready: its first full batch must not compile the streamed graph
+    (~1 s), nor its first thin int8 margin the fallback; a one-article script can skip the batch graphs."""
+    clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
+    runtime = clf._runtime
+    clf.warm_up(batch_size=1)
+    assert {"single", "dynamic", "fallback"} <= set(runtime._requests)
+    assert "bounded" not in runtime._requests and runtime._streams is None
+    clf.warm_up()  # batch_size 16, as predict's and serve's default
+    compiled, streams = set(runtime._requests), runtime._streams
+    assert {"bounded", "fallback"} <= compiled and streams is not None
+    long = [(f"{i}号文件{t}", x + ARTICLES[-1][1]) for i, (t, x) in enumerate(ARTICLES[:4] * 4)]
+    clf.probabilities(long, batch_size=16)
+    runtime(*pad_rows([clf.encode(*ARTICLES[0])[0]], clf.tokenizer.pad_token_id or 0), "all")  # a recheck
+    assert set(runtime._requests) == compiled and runtime._streams is streams
+    with pytest.raises(ValueError, match="batch_size"):
+        clf.warm_up(batch_size=0)
+
+
 def test_int8_conversion_keeps_stdout_clean_and_nncf_info_lines_out(tiny_model, cache, capfd):
     nncf_log = logging.getLogger("nncf")
     before = nncf_log.level
