@@ -317,7 +317,8 @@ class OpenVINOForward:
     streams another ~6%), as many slices at a time as it has streams; what is left (under one round) runs
     on one graph bounded to 1..STATIC_BATCH rows, or on one compiled for one row (single articles, padded
     up from ``PAD_FROM`` of ``max_length``); shorter batches on the fully dynamic graph. With ``fallback``
-    (int8), rows whose top-two margin is under ``recheck_margin`` are run again on the fallback graph.
+    (int8), rows whose top-two margin is under ``recheck_margin`` are run again on the fallback graph, and a
+    lone row runs on it straight away (see :meth:`on_fallback`).
     """
 
     def __init__(self, xml: Path, precision_hint: str, max_length: int, fallback: Path | None = None,
@@ -343,8 +344,10 @@ class OpenVINOForward:
         if kind not in self._requests:
             import openvino as ov
 
-            graph = self.fallback if kind == "fallback" else self.graph
-            if kind != "dynamic":
+            # With a fallback, the lone-row graphs ("single", "lone_dynamic") are the fallback's (on_fallback).
+            on_fallback = kind == "fallback" or (kind in ("single", "lone_dynamic") and self.fallback is not None)
+            graph = self.fallback if on_fallback else self.graph
+            if kind not in ("dynamic", "lone_dynamic"):
                 # The fallback runs few rows at a time, padded to max_length (see _recheck): one compiled
                 # length, instead of a slow first call at every new width on a dynamic graph (~0.3-0.5 s).
                 graph = self._at_max_length(graph, {"single": 1, "fallback": -1}.get(kind, ov.Dimension(1, STATIC_BATCH)))
@@ -378,21 +381,22 @@ class OpenVINOForward:
     def warm_up(self, batch_size: int = 16) -> None:
         """Compile, and run once, every graph a call of up to ``batch_size`` rows may use, so that no real call
         pays for a compile (~0.5-1 s each): the one-row graph and the dynamic graph at each width a shorter
-        single article is padded to (a first call at a new width costs ~10 ms more: 5 widths at 256 tokens);
-        the fallback graph that thin int8 margins are rechecked on; and with ``batch_size`` > 1 the bounded
-        graph and, from ``STREAM_ROWS`` rows, the streamed one (`serve` without it paid ~1 s in its first
-        full batch, inside the benchmark's timed load)."""
+        single article is padded to (a first call at a new width costs ~10 ms more: 5 widths at 256 tokens),
+        with int8 both the fallback's (see on_fallback), which also recheck lone thin rows; with
+        ``batch_size`` > 1 the bounded graph, with int8 also its dynamic graph and the fallback for several
+        rows, and from ``STREAM_ROWS`` rows the streamed one (`serve` without it paid ~1 s in its first full
+        batch, inside the benchmark's timed load)."""
         with self._lock:
             ids = np.zeros((1, self.max_length), dtype=np.int64)
-            self._infer("single", ids, np.ones_like(ids))
-            short = range(1, math.ceil(PAD_FROM * self.max_length))  # the widths that run on the dynamic graph
-            for width in sorted({self._single_width(w) for w in short}):
-                self._infer("dynamic", ids[:, :width], np.ones_like(ids[:, :width]))
-            if self.fallback is not None:
-                self._recheck(ids, np.ones_like(ids))
+            short = range(1, math.ceil(PAD_FROM * self.max_length))  # the widths that run on a dynamic graph
+            for width in (self.max_length, *sorted({self._single_width(w) for w in short})):
+                self._lone(ids[:, :width], np.ones_like(ids[:, :width]))
             if batch_size > 1:
                 rows = np.zeros((min(batch_size, STATIC_BATCH), self.max_length), dtype=np.int64)
                 self._infer("bounded", rows, np.ones_like(rows))
+                if self.fallback is not None:  # else compiled by the lone rows above
+                    self._infer("dynamic", rows[:2, :SINGLE_WIDTH_STEP], np.ones_like(rows[:2, :SINGLE_WIDTH_STEP]))
+                    self._recheck(rows[:2], np.ones_like(rows[:2]))
             if batch_size >= STREAM_ROWS:
                 per_round = STREAM_ROWS * len(self._stream_queue())
                 if batch_size >= per_round:
@@ -403,19 +407,44 @@ class OpenVINOForward:
         """The width a one-row call of ``width`` tokens runs at on the dynamic graph (see SINGLE_WIDTH_STEP)."""
         return min(self.max_length, -(-width // SINGLE_WIDTH_STEP) * SINGLE_WIDTH_STEP)
 
+    def on_fallback(self, ids: np.ndarray) -> bool:
+        """Whether a call of these rows runs them on the fallback graph whatever ``recheck`` says: with a
+        fallback (int8), a lone row. One row is latency-bound, and on AMX CPUs the fallback (fp32 weights,
+        bf16 hint) runs it about as fast as int8 (12.0 vs 11.7 ms at full length, default model), while a
+        thin int8 margin costs a second run: single articles rechecked (~6% of dev articles) set the p95.
+        int8 is for batches, where it is faster. A caller that rechecks later (a blended model) skips such
+        rows: they already have the fallback's logits."""
+        return self.fallback is not None and len(ids) == 1
+
+    def _lone(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """One row: from ``PAD_FROM`` of ``max_length`` padded to it, on the one-row graph; shorter, padded to
+        a ``SINGLE_WIDTH_STEP`` step on a dynamic graph (both the fallback's with one, see on_fallback)."""
+        width = ids.shape[1]
+        target = self.max_length if width >= PAD_FROM * self.max_length else self._single_width(width)
+        kind = "single" if target == self.max_length else "lone_dynamic" if self.fallback is not None else "dynamic"
+        if target > width:  # the mask keeps the result the same
+            ids, mask = np.pad(ids, ((0, 0), (0, target - width))), np.pad(mask, ((0, 0), (0, target - width)))
+        return self._infer(kind, ids, mask)
+
     def __call__(self, ids: np.ndarray, mask: np.ndarray, recheck: str = "thin") -> np.ndarray:
         """Logits of the rows. With a fallback graph, ``recheck`` says which rows it runs again: ``"thin"``
         those whose own margin is under ``recheck_margin``, ``"none"`` none (the caller decides later, as
-        a blended model does on the blend's margin), ``"all"`` every row (the fallback alone)."""
+        a blended model does on the blend's margin), ``"all"`` every row (the fallback alone). Rows that
+        :meth:`on_fallback` puts there run once, on the fallback, whatever ``recheck`` says."""
         if recheck not in ("thin", "none", "all"):
             raise ValueError(f"recheck must be 'thin', 'none' or 'all', found {recheck!r}")
         with self._lock:
+            if self.on_fallback(ids):
+                return self._lone(ids, mask)
             if recheck == "all" and self.fallback is not None:
                 self.rechecked += len(ids)
                 return self._recheck(ids, mask)
             return self._call(ids, mask, recheck == "thin")
 
     def _recheck(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The fallback's logits of the rows (a lone row as :meth:`_lone` runs it; more padded to max_length)."""
+        if len(ids) == 1:
+            return self._lone(ids, mask)
         pad = self.max_length - ids.shape[1]
         if pad > 0:  # the mask keeps the result the same
             ids, mask = np.pad(ids, ((0, 0), (0, pad))), np.pad(mask, ((0, 0), (0, pad)))
@@ -431,14 +460,10 @@ class OpenVINOForward:
         return out
 
     def _fast(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        width = ids.shape[1]
-        if width < self.max_length and (len(ids) > 1 or width < PAD_FROM * self.max_length):
-            if len(ids) == 1 and (extra := self._single_width(width) - width):
-                ids, mask = np.pad(ids, ((0, 0), (0, extra))), np.pad(mask, ((0, 0), (0, extra)))
+        if len(ids) == 1 and self.fallback is None:
+            return self._lone(ids, mask)
+        if ids.shape[1] < self.max_length:  # batches keep their width
             return self._infer("dynamic", ids, mask)
-        if width < self.max_length:  # padded: the mask keeps the result the same, the fixed shape is faster
-            ids = np.pad(ids, ((0, 0), (0, self.max_length - width)))
-            mask = np.pad(mask, ((0, 0), (0, self.max_length - width)))
         parts = []
         streamed = 0
         if len(ids) >= STREAM_ROWS:
@@ -454,9 +479,12 @@ class OpenVINOForward:
             finally:
                 streams.wait_all()
             parts.extend(out[start] for start in range(0, streamed, STREAM_ROWS))
+        # With int8, "single" is the fallback's graph: a one-row leftover runs on "bounded" instead, so that
+        # every row here has int8 logits that the recheck rules apply to.
+        lone = "single" if self.fallback is None else "bounded"
         for start in range(streamed, len(ids), STATIC_BATCH):
             end = min(start + STATIC_BATCH, len(ids))
-            parts.append(self._infer("single" if end - start == 1 else "bounded", ids[start:end], mask[start:end]))
+            parts.append(self._infer(lone if end - start == 1 else "bounded", ids[start:end], mask[start:end]))
         return np.concatenate(parts)
 
     def _infer(self, kind: str, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

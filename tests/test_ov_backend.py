@@ -187,6 +187,35 @@ def test_int8_rechecks_thin_margins_on_fp32(tiny_model, cache):
         assert np.allclose(got[thin], runtime._infer("fallback", ids[thin], mask[thin]), atol=1e-6)
 
 
+def test_int8_runs_a_lone_row_on_the_fallback_once(tiny_model, cache):
+    """One row is latency-bound: with int8 it runs on the fallback's graphs straight away (one row at
+    max_length, a short one on its dynamic graph), and never a second time, whatever ``recheck`` says. A
+    one-row leftover of a batch stays on int8, under the recheck rules like the rest of the batch."""
+    clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
+    runtime, seen = clf._runtime, []
+    pad = clf.tokenizer.pad_token_id or 0
+    infer = _record_widths(runtime, seen)
+    runtime.recheck_margin = np.inf  # every int8 row would be rechecked
+    for article, kind in ((ARTICLES[-1], "single"), (("短讯", "今日晴。"), "lone_dynamic")):
+        ids, mask = pad_rows([clf.encode(*article)[0]], pad)
+        assert runtime.on_fallback(ids)
+        for recheck in ("thin", "none", "all"):
+            seen.clear()
+            got = runtime(ids, mask, recheck)
+            assert [k for k, _ in seen] == [kind] and runtime.rechecked == 0, (seen, runtime.rechecked)
+            width = seen[0][1]
+            fb = infer("fallback", np.pad(ids, ((0, 0), (0, runtime.max_length - ids.shape[1]))),
+                       np.pad(mask, ((0, 0), (0, runtime.max_length - ids.shape[1]))))
+            # bf16 on AMX CPUs: other padding, other rounding (~2e-4 here)
+            assert np.allclose(got, fb, atol=2e-3) and width in (runtime.max_length, runtime._single_width(ids.shape[1]))
+    n = ov_backend.STREAM_ROWS * len(runtime._stream_queue()) + 1  # a round on the streams, one row left
+    ids, mask = pad_rows([clf.encode(f"{i}号", ARTICLES[-1][1])[0] for i in range(n)], pad)
+    assert ids.shape[1] == runtime.max_length
+    seen.clear()
+    runtime(ids, mask, "none")
+    assert seen == [("bounded", runtime.max_length)]  # the leftover row, on int8
+
+
 def test_single_and_batched_calls_agree(tiny_model, cache):
     clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
     many = clf.probabilities(ARTICLES * 5, batch_size=16)  # static 8-row slices and a remainder
@@ -246,14 +275,16 @@ def test_warm_up_compiles_every_graph_a_call_of_batch_size_rows_uses(tiny_model,
     clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
     runtime = clf._runtime
     clf.warm_up(batch_size=1)
-    assert {"single", "dynamic", "fallback"} <= set(runtime._requests)
-    assert "bounded" not in runtime._requests and runtime._streams is None
+    assert set(runtime._requests) == {"single", "lone_dynamic"}  # lone rows run on the fallback's graphs
+    assert runtime._streams is None
     clf.warm_up()  # batch_size 16, as predict's and serve's default
     compiled, streams = set(runtime._requests), runtime._streams
-    assert {"bounded", "fallback"} <= compiled and streams is not None
+    assert {"bounded", "dynamic", "fallback"} <= compiled and streams is not None
     long = [(f"{i}号文件{t}", x + ARTICLES[-1][1]) for i, (t, x) in enumerate(ARTICLES[:4] * 4)]
     clf.probabilities(long, batch_size=16)
-    runtime(*pad_rows([clf.encode(*ARTICLES[0])[0]], clf.tokenizer.pad_token_id or 0), "all")  # a recheck
+    pad = clf.tokenizer.pad_token_id or 0
+    runtime(*pad_rows([clf.encode(*a)[0] for a in ARTICLES[:3]], pad), "all")  # a recheck of several rows
+    clf.probabilities(ARTICLES[:3], batch_size=16)  # a short batch
     assert set(runtime._requests) == compiled and runtime._streams is streams
     with pytest.raises(ValueError, match="batch_size"):
         clf.warm_up(batch_size=0)
