@@ -5,10 +5,14 @@ A real ``newsclf serve`` process on 127.0.0.1 (a free port) serves the model; ``
 ``Classifier.predict`` in this process in batches of 16, so the ratio of the two rates (measured in the same
 run, on the same machine) says how close micro-batching gets to the batch path. Then ``malformed`` bad
 requests of about twenty kinds: none may get a 5xx, and ``/health`` and a real request must still work after.
-Everything is loopback and bounded (``deadline_s`` for the load phase). Example:
+With ``--stock``, the same load then goes to a stock OpenVINO server (:mod:`benchmarks.stock_server`, bf16
+and NNCF int8), and stock OpenVINO runs in this process too, in rounds alternated with newsclf's in-process
+path: the served rate against the stock ones, measured in the same run. Everything is loopback and bounded
+(``deadline_s`` for the load phase). Example:
 
     python -m benchmarks.bench_serve --model runs/default/model                   # 32 clients x 50, 1,000 bad
     python -m benchmarks.bench_serve --model M --clients 4 --requests 5 --malformed 40 --out /tmp/s.json
+    python -m benchmarks.bench_serve --model M --clients 16 --requests 40 --data ../shared/gold/dev.jsonl --stock
 """
 
 from __future__ import annotations
@@ -75,10 +79,13 @@ def _request(conn: http.client.HTTPConnection, method: str, path: str, body: byt
     return r.status, dict(r.getheaders()), r.read()
 
 
-def start_server(model: str | Path, precision: str, log: Path, timeout_s: float = 300) -> tuple[subprocess.Popen, str, int]:
-    """A ``newsclf serve`` process on 127.0.0.1 (free port) once /health is 200: (process, host, port)."""
-    cmd = [sys.executable, "-m", "newsclf.cli", "serve", "--model", str(model), "--port", "0", "--quiet",
-           "--precision", precision]
+def start_server(model: str | Path, precision: str, log: Path, timeout_s: float = 300,
+                 extra: list[str] | None = None, command: list[str] | None = None) -> tuple[subprocess.Popen, str, int]:
+    """A ``newsclf serve`` process on 127.0.0.1 (free port) once /health is 200: (process, host, port).
+    ``extra``: more ``newsclf serve`` options (e.g. ``["--batch-size", "8"]``); ``command``: another server
+    that prints its address the same way (the stock one)."""
+    cmd = command or [sys.executable, "-m", "newsclf.cli", "serve", "--model", str(model), "--port", "0", "--quiet",
+                      "--precision", precision, *(extra or [])]
     with log.open("w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + timeout_s
@@ -96,7 +103,7 @@ def start_server(model: str | Path, precision: str, log: Path, timeout_s: float 
                 pass
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_server(proc)
-            raise RuntimeError(f"newsclf serve did not become healthy:\n{log.read_text()}")
+            raise RuntimeError(f"{' '.join(cmd[1:4])} did not become healthy:\n{log.read_text()}")
         time.sleep(0.1)
 
 
@@ -158,11 +165,15 @@ def _load(host: str, port: int, bodies: list[list[bytes]], deadline_s: float) ->
 def bench_serve(
     model: str | Path = "runs/default/model", *, data: list[str] | None = None, clients: int = 32,
     requests: int = 50, malformed: int = 1000, n_articles: int | None = None, precision: str = "auto",
-    deadline_s: float = 900, log: str | Path | None = None,
+    deadline_s: float = 900, log: str | Path | None = None, batch_size: int = 16, max_wait_ms: float = 5.0,
+    stock: bool = False,
 ) -> dict[str, Any]:
     """Serve ``model`` and measure: ``clients`` x ``requests`` one-article requests, then ``malformed`` bad ones.
 
     ``n_articles`` distinct articles (default: one per request) from ``data`` (default: the embedded corpus).
+    ``batch_size``/``max_wait_ms``: the server's. ``stock``: also time stock OpenVINO (bf16 and NNCF int8,
+    each with the latency and the throughput hint, as ``bench_openvino`` runs them) on the same articles in
+    this process, with the server idle, so the served rate has a same-run stock figure to be compared with.
     """
     from newsclf.artifact import fingerprint
     from newsclf.predict import Classifier
@@ -179,14 +190,16 @@ def bench_serve(
         log_path = Path(tmp.name) / "server.log"
     else:
         log_path = Path(log)
-    proc, host, port = start_server(model, precision, log_path)
+    proc, host, port = start_server(model, precision, log_path, extra=
+                                    ["--batch-size", str(batch_size), "--max-wait-ms", str(max_wait_ms)])
     try:
         conn = http.client.HTTPConnection(host, port, timeout=60)
         health = json.loads(_request(conn, "GET", "/health")[2])
         served = json.loads(_request(conn, "GET", "/labels")[2])
         out["served_precision"] = health["precision"]
         out["served_backend"] = health.get("backend", "torch")
-        out["server_settings"] = "defaults (batch_size 16, max_wait_ms 5, max_queue 2048, 2 MB, 1000 articles)"
+        out["server_settings"] = (f"batch_size {batch_size}, max_wait_ms {max_wait_ms:g}; defaults otherwise "
+                                  "(max_queue 2048, 2 MB, 1000 articles)")
         for body in bodies[0][:4]:  # warm-up
             _request(conn, "POST", "/predict", body, {"Content-Type": "application/json"})
         before = json.loads(_request(conn, "GET", "/health")[2])
@@ -275,6 +288,63 @@ def bench_serve(
         conn.close()
     finally:
         out["server_exit_status_after_sigterm"] = stop_server(proc)
+    if stock:
+        out["stock_openvino"] = _stock(model, bodies, [r["label"] for r in ref], per_request, in_process,
+                                       deadline_s, log_path)
+        s = out["stock_openvino"]
+        out["served_vs_best_stock_served"] = round(served_rate / max(s["served"][k]["articles_per_s"] for k in s["served"]), 3)
+        best_in = max(v for k, v in s["in_process_median"].items() if k != "newsclf")
+        out["served_vs_best_stock_in_process"] = round(served_rate / best_in, 3)
+        out["in_process_newsclf_vs_best_stock"] = round(s["in_process_median"]["newsclf"] / best_in, 3)
+    return out
+
+
+def _stock(model: str | Path, bodies: list[list[bytes]], ref: list[str], items: list[dict[str, str]],
+           newsclf_in_process: Any, deadline_s: float, log: Path, rounds: int = 3) -> dict[str, Any]:
+    """Stock OpenVINO on the same load: served by :mod:`benchmarks.stock_server` (bf16 and int8, each alone
+    on the machine, the same clients and bodies), and in this process (the four configurations of
+    ``bench_openvino``, length-sorted batches of 16) in ``rounds`` rotated rounds with newsclf's in-process
+    path, so that a drift of the machine's speed hits all of them alike; medians."""
+    from benchmarks.bench_openvino import StockOpenVINO
+
+    out: dict[str, Any] = {"served": {}}
+    requests = len(bodies[0])
+    for precision in ("bf16", "int8"):
+        cmd = [sys.executable, "-m", "benchmarks.stock_server", "--model", str(model), "--precision", precision]
+        proc, host, port = start_server(model, precision, log, command=cmd)
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=60)
+            for body in bodies[0][:4]:  # warm-up
+                _request(conn, "POST", "/predict", body, {"Content-Type": "application/json"})
+            conn.close()
+            run = _load(host, port, bodies, deadline_s)
+        finally:
+            stop_server(proc)
+        lat = run["lat"]
+        same = [run["labels"][(k, j)] == ref[k * requests + j] for (k, j) in run["labels"]]
+        out["served"][precision] = {
+            "articles_per_s": round(len(lat) / run["seconds"], 2), "ok": len(lat),
+            "errors": sum(run["statuses"].values()) - len(lat),
+            "latency_ms": {"p50": round(statistics.median(lat), 1) if lat else None,
+                           "p95": round(float(np.percentile(lat, 95)), 1) if lat else None},
+            "label_agreement_with_newsclf": round(float(np.mean(same)), 4) if same else None,
+        }
+    max_length = int(json.loads((Path(model) / "newsclf.json").read_text(encoding="utf-8")).get("max_length", 256))
+    texts = [f"{it['title']}\n{it['text']}" for it in items]
+    cal = [f"{r['title']}\n{r['text']}" for r in articles(None, 64)]  # as newsclf's own int8 conversion
+    paths: dict[str, Any] = {"newsclf": newsclf_in_process}
+    for name, calibration, throughput in (("bf16_latency", None, False), ("bf16_throughput", None, True),
+                                          ("int8_latency", cal, False), ("int8_throughput", cal, True)):
+        runner = StockOpenVINO(str(model), calibration, max_length, throughput=throughput)
+        runner.logits(texts[:32])  # first-call compilation
+        paths[name] = lambda r=runner: r.logits(texts)
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            rates[name].append(best_rate(paths[name], len(items), 1)[0])
+    out["in_process_runs"] = {k: [round(x, 2) for x in v] for k, v in rates.items()}
+    out["in_process_median"] = {k: round(statistics.median(v), 2) for k, v in rates.items()}
     return out
 
 
@@ -288,10 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--malformed", type=int, default=1000)
     p.add_argument("--n", type=int, default=None, help="distinct articles (default: one per request)")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--batch-size", type=int, default=16, help="the server's --batch-size")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's --max-wait-ms")
+    p.add_argument("--stock", action="store_true", help="also time stock OpenVINO in process (same articles)")
     p.add_argument("--out", default="bench/serve.json")
     args = p.parse_args(argv)
     result = bench_serve(args.model, data=args.data, clients=args.clients, requests=args.requests,
-                         malformed=args.malformed, n_articles=args.n, precision=args.precision)
+                         malformed=args.malformed, n_articles=args.n, precision=args.precision,
+                         batch_size=args.batch_size, max_wait_ms=args.max_wait_ms, stock=args.stock)
     from benchmarks.common import write_result
 
     return write_result(result, args.out)
