@@ -385,8 +385,9 @@ class Classifier:
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="newsclf-baseline")
-        # Tokenised before the baseline starts: both hold the GIL in their Python parts, and interleaved they
-        # took 1.6 ms (p95 3.0) to tokenise one article, against 0.5 alone (default model, dev articles).
+        # Tokenised before the baseline starts: both hold the GIL in their Python parts, and interleaved
+        # tokenising one article took 1.6 ms (p95 3.0) against 1.1 after (default model, dev articles); end
+        # to end the difference stayed within the machine's run-to-run noise (~1 ms).
         encoded = self.encode_many(articles)
         pending = self._pool.submit(self.baseline.predict_proba, article_texts(articles))
         later = self._recheck_later
