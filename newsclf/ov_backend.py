@@ -410,9 +410,10 @@ class OpenVINOForward:
     def on_fallback(self, ids: np.ndarray) -> bool:
         """Whether a call of these rows runs them on the fallback graph whatever ``recheck`` says: with a
         fallback (int8), a lone row. One row is latency-bound, and on AMX CPUs the fallback (fp32 weights,
-        bf16 hint) runs it about as fast as int8 (12.0 vs 11.7 ms at full length, default model), while a
-        thin int8 margin costs a second run: single articles rechecked (~6% of dev articles) set the p95.
-        int8 is for batches, where it is faster. A caller that rechecks later (a blended model) skips such
+        bf16 hint) runs it a little slower than int8 (reference model, real articles, same process: 15.9-16.1
+        against 14.6-14.9 ms), while a thin int8 margin costs a second run: the ~6% of dev articles rechecked
+        set the p95 (single-article p95 28-30 ms before, 20-21 after; p50 16 before, 18-19 after). int8 is
+        for batches, where it is faster. A caller that rechecks later (a blended model) skips such
         rows: they already have the fallback's logits."""
         return self.fallback is not None and len(ids) == 1
 

@@ -417,7 +417,7 @@ class Classifier:
     def warm_up(self, batch_size: int = 16) -> None:
         """Run made-up articles once, so that no real call pays for compiling (OpenVINO compiles each of its
         graphs on first use, ~0.5-1 s each) or for starting the baseline's thread. ``batch_size``: the largest
-        call to prepare for; 1 compiles only what single articles use (int8: 1.9 s against 3.2 s, measured). ``newsclf
+        call to prepare for; 1 compiles only what single articles use (two graphs instead of five). ``newsclf
         serve`` calls it with its batch size before it reports ready; a script may too."""
         check_predict_options(top_k=1, threshold=None, explain=False, batch_size=batch_size, n_labels=len(self.labels))
         if self._runtime is not None:
