@@ -94,6 +94,19 @@ def capabilities() -> frozenset[str]:
         return frozenset()
 
 
+def has_amx(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and later), read from the kernel's CPU flags.
+
+    OpenVINO reports "BF16" both for AMX and for AVX-512 BF16 (AMD Zen 4/5), but one row costs very different
+    times on them (see OpenVINOForward.on_fallback), and it has no property that tells them apart. Where the
+    flags cannot be read (not Linux), the answer is no: lone rows then stay on int8, right on every CPU."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(line.startswith("flags") and "amx_tile" in line.split() for line in text.splitlines())
+
+
 def _nncf_missing() -> str | None:
     # Looked up, not imported: importing nncf imports torch (~300 MB), needed only when converting.
     if importlib.util.find_spec("nncf") is None:
@@ -317,18 +330,21 @@ class OpenVINOForward:
     streams another ~6%), as many slices at a time as it has streams; what is left (under one round) runs
     on one graph bounded to 1..STATIC_BATCH rows, or on one compiled for one row (single articles, padded
     up from ``PAD_FROM`` of ``max_length``); shorter batches on the fully dynamic graph. With ``fallback``
-    (int8), rows whose top-two margin is under ``recheck_margin`` are run again on the fallback graph, and a
-    lone row runs on it straight away (see :meth:`on_fallback`).
+    (int8), rows whose top-two margin is under ``recheck_margin`` are run again on the fallback graph, and
+    with ``lone_on_fallback`` (None: where the CPU has AMX) a lone row runs on it straight away (see
+    :meth:`on_fallback`).
     """
 
     def __init__(self, xml: Path, precision_hint: str, max_length: int, fallback: Path | None = None,
-                 recheck_margin: float = 0.0):
+                 recheck_margin: float = 0.0, lone_on_fallback: bool | None = None):
         import openvino as ov
 
         self.core = ov.Core()
         self.graph = self.core.read_model(xml)
         self.fallback = self.core.read_model(fallback) if fallback is not None else None
         self.recheck_margin = recheck_margin
+        # See on_fallback; None: where the CPU has AMX.
+        self.lone_on_fallback = fallback is not None and (has_amx() if lone_on_fallback is None else lone_on_fallback)
         self.rechecked = 0
         # Infer requests are not thread-safe, and explain/evaluate call the Classifier outside its lock.
         self._lock = threading.Lock()
@@ -344,8 +360,8 @@ class OpenVINOForward:
         if kind not in self._requests:
             import openvino as ov
 
-            # With a fallback, the lone-row graphs ("single", "lone_dynamic") are the fallback's (on_fallback).
-            on_fallback = kind == "fallback" or (kind in ("single", "lone_dynamic") and self.fallback is not None)
+            # With lone_on_fallback, the lone-row graphs ("single", "lone_dynamic") are the fallback's.
+            on_fallback = kind == "fallback" or (kind in ("single", "lone_dynamic") and self.lone_on_fallback)
             graph = self.fallback if on_fallback else self.graph
             if kind not in ("dynamic", "lone_dynamic"):
                 # The fallback runs few rows at a time, padded to max_length (see _recheck): one compiled
@@ -382,7 +398,8 @@ class OpenVINOForward:
         """Compile, and run once, every graph a call of up to ``batch_size`` rows may use, so that no real call
         pays for a compile (~0.5-1 s each): the one-row graph and the dynamic graph at each width a shorter
         single article is padded to (a first call at a new width costs ~10 ms more: 5 widths at 256 tokens),
-        with int8 both the fallback's (see on_fallback), which also recheck lone thin rows; with
+        both the fallback's where lone rows run there (see on_fallback), else int8's and the fallback that
+        rechecks a lone thin row; with
         ``batch_size`` > 1 the bounded graph, with int8 also its dynamic graph and the fallback for several
         rows, and from ``STREAM_ROWS`` rows the streamed one (`serve` without it paid ~1 s in its first full
         batch, inside the benchmark's timed load)."""
@@ -391,10 +408,12 @@ class OpenVINOForward:
             short = range(1, math.ceil(PAD_FROM * self.max_length))  # the widths that run on a dynamic graph
             for width in (self.max_length, *sorted({self._single_width(w) for w in short})):
                 self._lone(ids[:, :width], np.ones_like(ids[:, :width]))
+            if self.fallback is not None and not self.lone_on_fallback:
+                self._recheck(ids, np.ones_like(ids))
             if batch_size > 1:
                 rows = np.zeros((min(batch_size, STATIC_BATCH), self.max_length), dtype=np.int64)
                 self._infer("bounded", rows, np.ones_like(rows))
-                if self.fallback is not None:  # else compiled by the lone rows above
+                if self.lone_on_fallback:  # else compiled by the lone rows above
                     self._infer("dynamic", rows[:2, :SINGLE_WIDTH_STEP], np.ones_like(rows[:2, :SINGLE_WIDTH_STEP]))
                     self._recheck(rows[:2], np.ones_like(rows[:2]))
             if batch_size >= STREAM_ROWS:
@@ -408,21 +427,23 @@ class OpenVINOForward:
         return min(self.max_length, -(-width // SINGLE_WIDTH_STEP) * SINGLE_WIDTH_STEP)
 
     def on_fallback(self, ids: np.ndarray) -> bool:
-        """Whether a call of these rows runs them on the fallback graph whatever ``recheck`` says: with a
-        fallback (int8), a lone row. One row is latency-bound, and on AMX CPUs the fallback (fp32 weights,
-        bf16 hint) runs it a little slower than int8 (reference model, real articles, same process: 15.9-16.1
-        against 14.6-14.9 ms), while a thin int8 margin costs a second run: the ~6% of dev articles rechecked
-        set the p95 (single-article p95 28-30 ms before, 20-21 after; p50 16 before, 18-19 after). int8 is
-        for batches, where it is faster. A caller that rechecks later (a blended model) skips such
-        rows: they already have the fallback's logits."""
-        return self.fallback is not None and len(ids) == 1
+        """Whether a call of these rows runs them on the fallback graph whatever ``recheck`` says: a lone row,
+        where ``lone_on_fallback`` (by default on CPUs with AMX). One row is latency-bound: on AMX the fallback
+        (fp32 weights, bf16 hint) runs it a little slower than int8 (reference model, real articles, same
+        process: 15.9-16.1 against 14.6-14.9 ms), while a thin int8 margin costs a second run, and the ~6% of
+        dev articles rechecked set the p95 (single-article p95 28-30 ms before, 20-21 after). Without AMX
+        (AVX-512 BF16 and VNNI, AMD EPYC) bf16 is slow: one full-length row took 20-22 ms on the fallback
+        against 14-17 on int8 (default model), so lone rows stay on int8 under the recheck rules. A caller
+        that rechecks later (a blended model) skips rows this is true of: they already have the fallback's
+        logits."""
+        return self.lone_on_fallback and len(ids) == 1
 
     def _lone(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """One row: from ``PAD_FROM`` of ``max_length`` padded to it, on the one-row graph; shorter, padded to
-        a ``SINGLE_WIDTH_STEP`` step on a dynamic graph (both the fallback's with one, see on_fallback)."""
+        a ``SINGLE_WIDTH_STEP`` step on a dynamic graph (both the fallback's where lone rows run there)."""
         width = ids.shape[1]
         target = self.max_length if width >= PAD_FROM * self.max_length else self._single_width(width)
-        kind = "single" if target == self.max_length else "lone_dynamic" if self.fallback is not None else "dynamic"
+        kind = "single" if target == self.max_length else "lone_dynamic" if self.lone_on_fallback else "dynamic"
         if target > width:  # the mask keeps the result the same
             ids, mask = np.pad(ids, ((0, 0), (0, target - width))), np.pad(mask, ((0, 0), (0, target - width)))
         return self._infer(kind, ids, mask)
@@ -443,8 +464,9 @@ class OpenVINOForward:
             return self._call(ids, mask, recheck == "thin")
 
     def _recheck(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The fallback's logits of the rows (a lone row as :meth:`_lone` runs it; more padded to max_length)."""
-        if len(ids) == 1:
+        """The fallback's logits of the rows (padded to max_length; a lone row as :meth:`_lone` runs it where
+        lone rows run on the fallback)."""
+        if len(ids) == 1 and self.lone_on_fallback:
             return self._lone(ids, mask)
         pad = self.max_length - ids.shape[1]
         if pad > 0:  # the mask keeps the result the same
@@ -461,7 +483,7 @@ class OpenVINOForward:
         return out
 
     def _fast(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if len(ids) == 1 and self.fallback is None:
+        if len(ids) == 1 and not self.lone_on_fallback:
             return self._lone(ids, mask)
         if ids.shape[1] < self.max_length:  # batches keep their width
             return self._infer("dynamic", ids, mask)
@@ -480,9 +502,9 @@ class OpenVINOForward:
             finally:
                 streams.wait_all()
             parts.extend(out[start] for start in range(0, streamed, STREAM_ROWS))
-        # With int8, "single" is the fallback's graph: a one-row leftover runs on "bounded" instead, so that
-        # every row here has int8 logits that the recheck rules apply to.
-        lone = "single" if self.fallback is None else "bounded"
+        # Where lone rows run on the fallback, "single" is its graph: a one-row leftover runs on "bounded"
+        # instead, so that every row here has int8 logits that the recheck rules apply to.
+        lone = "bounded" if self.lone_on_fallback else "single"
         for start in range(streamed, len(ids), STATIC_BATCH):
             end = min(start + STATIC_BATCH, len(ids))
             parts.append(self._infer(lone if end - start == 1 else "bounded", ids[start:end], mask[start:end]))

@@ -101,22 +101,29 @@ def test_openvino_int8_rechecks_on_the_blends_margin(blended, toy_rows, tmp_path
     assert np.allclose(alone_exact, softmax(np.where((thin | own)[:, None], exact, fast), clf.temperature), atol=1e-6)
 
 
-def test_openvino_int8_runs_a_lone_article_once_on_the_fallback(blended, toy_rows, tmp_path, monkeypatch):
-    """A single article is not run on int8 and then again on fp32 when its blended margin is thin: it runs
-    once, on the fallback graph, and the blend skips its recheck."""
+@pytest.mark.parametrize("lone_on_fallback", [True, False])
+def test_openvino_int8_runs_a_lone_article_once_on_the_fallback(blended, toy_rows, tmp_path, monkeypatch,
+                                                                lone_on_fallback):
+    """Where lone rows run on the fallback (AMX CPUs), a single article is not run on int8 and then again on
+    fp32 when its blended margin is thin: it runs once, on the fallback graph, and the blend skips its
+    recheck. Elsewhere it runs on int8, and the blend's thin margin sends it to the fallback once."""
     pytest.importorskip("openvino", reason="the openvino extra is not installed (pip install 'newsclf[openvino]')")
     from newsclf.calibration import blend_logits, softmax
 
     monkeypatch.setenv("NEWSCLF_CACHE", str(tmp_path / "cache"))
     clf = Classifier.from_dir(blended, precision="int8", backend="openvino")
     runtime = clf._runtime
+    runtime.lone_on_fallback = lone_on_fallback
     runtime.recheck_margin = np.inf  # every article's blended margin is thin
     pair = (toy_rows[0]["title"], toy_rows[0]["text"])
     calls: list = []
     infer = runtime._infer
     runtime._infer = lambda kind, ids, mask: calls.append(kind) or infer(kind, ids, mask)
     got, alone = clf.probability_parts([pair], exact_alone=True)
-    assert len(calls) == 1 and runtime.rechecked == 0, (calls, runtime.rechecked)
+    if lone_on_fallback:
+        assert len(calls) == 1 and runtime.rechecked == 0, (calls, runtime.rechecked)
+    else:
+        assert calls[1:] == ["fallback"] and calls[0] != "fallback" and runtime.rechecked == 1, calls
     runtime._infer = infer
     exact = clf.logits([pair, pair], recheck="all")[:1]  # two rows: the multi-row fallback graph
     base = clf.baseline.predict_proba([f"{pair[0]}\n{pair[1]}"])

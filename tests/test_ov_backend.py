@@ -187,12 +187,40 @@ def test_int8_rechecks_thin_margins_on_fp32(tiny_model, cache):
         assert np.allclose(got[thin], runtime._infer("fallback", ids[thin], mask[thin]), atol=1e-6)
 
 
-def test_int8_runs_a_lone_row_on_the_fallback_once(tiny_model, cache):
-    """One row is latency-bound: with int8 it runs on the fallback's graphs straight away (one row at
-    max_length, a short one on its dynamic graph), and never a second time, whatever ``recheck`` says. A
-    one-row leftover of a batch stays on int8, under the recheck rules like the rest of the batch."""
+def test_lone_rows_go_to_the_fallback_only_on_cpus_with_amx(tmp_path):
+    flags = "fpu vme avx512f avx512_bf16 avx512_vnni"
+    (tmp_path / "zen").write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    (tmp_path / "spr").write_text(f"processor\t: 0\nflags\t\t: {flags} amx_bf16 amx_tile amx_int8\n")
+    (tmp_path / "odd").write_text("model name\t: amx_tile in a name is not a flag\n")
+    assert ov_backend.has_amx(tmp_path / "spr")
+    assert not ov_backend.has_amx(tmp_path / "zen") and not ov_backend.has_amx(tmp_path / "odd")
+    assert not ov_backend.has_amx(tmp_path / "missing")  # not Linux: int8, right everywhere
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    np.save(entry / ov_backend.EMBEDDINGS, np.zeros((4, 2), dtype=np.float32))
+    # The graphs are only read here; the choice is the constructor's.
+    import openvino as ov
+
+    param = ov.opset13.parameter([-1, -1, 2], np.float32)
+    model = ov.Model([ov.opset13.relu(param)], [param])
+    ov.save_model(model, entry / "g.xml")
+    assert not ov_backend.OpenVINOForward(entry / "g.xml", "f32", 8).lone_on_fallback  # no fallback: nothing to choose
+    forward = ov_backend.OpenVINOForward(entry / "g.xml", "f32", 8, fallback=entry / "g.xml")
+    assert forward.lone_on_fallback == ov_backend.has_amx()
+    for choice in (True, False):
+        assert ov_backend.OpenVINOForward(entry / "g.xml", "f32", 8, fallback=entry / "g.xml",
+                                          lone_on_fallback=choice).on_fallback(np.zeros((1, 8))) is choice
+
+
+def test_int8_runs_a_lone_row_on_the_fallback_once_where_asked(tiny_model, cache):
+    """One row is latency-bound: where lone rows run on the fallback (AMX CPUs), it runs on the fallback's
+    graphs straight away (one row at max_length, a short one on its dynamic graph), and never a second time,
+    whatever ``recheck`` says. A one-row leftover of a batch stays on int8, under the recheck rules like the
+    rest of the batch."""
     clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
     runtime, seen = clf._runtime, []
+    assert not runtime._requests
+    runtime.lone_on_fallback = True
     pad = clf.tokenizer.pad_token_id or 0
     infer = _record_widths(runtime, seen)
     runtime.recheck_margin = np.inf  # every int8 row would be rechecked
@@ -214,6 +242,41 @@ def test_int8_runs_a_lone_row_on_the_fallback_once(tiny_model, cache):
     seen.clear()
     runtime(ids, mask, "none")
     assert seen == [("bounded", runtime.max_length)]  # the leftover row, on int8
+
+
+def test_int8_runs_a_lone_row_on_int8_under_the_recheck_rules_without_amx(tiny_model, cache):
+    """Without AMX a lone row runs on int8's own one-row graphs, and on the fallback (padded to max_length)
+    only when its margin is thin and ``recheck`` asks; a one-row leftover of a batch uses the one-row graph."""
+    clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
+    runtime, seen = clf._runtime, []
+    runtime.lone_on_fallback = False
+    pad = clf.tokenizer.pad_token_id or 0
+    infer = _record_widths(runtime, seen)
+    for article, kind in ((ARTICLES[-1], "single"), (("短讯", "今日晴。"), "dynamic")):
+        ids, mask = pad_rows([clf.encode(*article)[0]], pad)
+        assert not runtime.on_fallback(ids)
+        padded = (np.pad(ids, ((0, 0), (0, runtime.max_length - ids.shape[1]))),
+                  np.pad(mask, ((0, 0), (0, runtime.max_length - ids.shape[1]))))
+        fb = infer("fallback", *padded)
+        for margin, recheck, kinds in ((np.inf, "thin", [kind, "fallback"]), (np.inf, "none", [kind]),
+                                       (0.0, "thin", [kind]), (0.0, "all", ["fallback"])):
+            runtime.recheck_margin, runtime.rechecked = margin, 0
+            seen.clear()
+            got = runtime(ids, mask, recheck)
+            assert [k for k, _ in seen] == kinds, (margin, recheck, seen)
+            assert runtime.rechecked == kinds.count("fallback")
+            if kinds[-1] == "fallback":
+                assert seen[-1][1] == runtime.max_length and np.allclose(got, fb, atol=1e-6)
+            else:  # int8's logits at the width it ran, untouched
+                width = seen[0][1]
+                assert width in (runtime.max_length, runtime._single_width(ids.shape[1]))
+                assert np.allclose(got, infer(kind, *(a[:, :width] for a in padded)), atol=1e-6)
+    n = ov_backend.STREAM_ROWS * len(runtime._stream_queue()) + 1
+    ids, mask = pad_rows([clf.encode(f"{i}号", ARTICLES[-1][1])[0] for i in range(n)], pad)
+    runtime.recheck_margin = 0.0
+    seen.clear()
+    runtime(ids, mask, "none")
+    assert seen == [("single", runtime.max_length)]  # the leftover row, on int8's one-row graph
 
 
 def test_single_and_batched_calls_agree(tiny_model, cache):
@@ -269,20 +332,30 @@ def test_warm_up_compiles_the_one_row_graph_and_runs_the_short_widths(tiny_model
     Classifier.from_dir(tiny_model, precision="fp32", backend="torch").warm_up()  # a no-op there, not an error
 
 
-def test_warm_up_compiles_every_graph_a_call_of_batch_size_rows_uses(tiny_model, cache):
+@pytest.mark.parametrize("lone_on_fallback", [True, False])
+def test_warm_up_compiles_every_graph_a_call_of_batch_size_rows_uses(tiny_model, cache, lone_on_fallback):
     """`serve` warms up before it reports ready: its first full batch must not compile the streamed graph
     (~1 s), nor its first thin int8 margin the fallback; a one-article script can skip the batch graphs."""
     clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
     runtime = clf._runtime
+    runtime.lone_on_fallback = lone_on_fallback
     clf.warm_up(batch_size=1)
-    assert set(runtime._requests) == {"single", "lone_dynamic"}  # lone rows run on the fallback's graphs
+    if lone_on_fallback:  # lone rows run on the fallback's graphs (AMX)
+        assert set(runtime._requests) == {"single", "lone_dynamic"}
+    else:  # on int8's, and a thin one again on the fallback
+        assert set(runtime._requests) == {"single", "dynamic", "fallback"}
+    lone = set(runtime._requests)
+    pad = clf.tokenizer.pad_token_id or 0
+    for article in (ARTICLES[-1], ("短讯", "今日晴。"), ("短讯", "今日晴。" * 9)):  # one article: nothing to compile
+        runtime(*pad_rows([clf.encode(*article)[0]], pad), "all")
+        clf.probabilities([article])
+    assert set(runtime._requests) == lone
     assert runtime._streams is None
     clf.warm_up()  # batch_size 16, as predict's and serve's default
     compiled, streams = set(runtime._requests), runtime._streams
     assert {"bounded", "dynamic", "fallback"} <= compiled and streams is not None
     long = [(f"{i}号文件{t}", x + ARTICLES[-1][1]) for i, (t, x) in enumerate(ARTICLES[:4] * 4)]
     clf.probabilities(long, batch_size=16)
-    pad = clf.tokenizer.pad_token_id or 0
     runtime(*pad_rows([clf.encode(*a)[0] for a in ARTICLES[:3]], pad), "all")  # a recheck of several rows
     clf.probabilities(ARTICLES[:3], batch_size=16)  # a short batch
     assert set(runtime._requests) == compiled and runtime._streams is streams
