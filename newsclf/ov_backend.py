@@ -60,11 +60,15 @@ STATIC_BATCH = 8
 # 8-row latency graph it replaces (~160 MB).
 STREAM_ROWS = 4
 # A single article at least this share of max_length long is padded to it, to run on the one-row graph
-# (first calls at a new width on the dynamic graph are slow); batches keep their width.
+# (first calls at a new width on the dynamic graph are slow).
 PAD_FROM = 0.75
+# A batch at least this share of max_length wide is padded to it, to run on the static graphs (streamed or
+# bounded): on the default model's int8 graph (AMD EPYC, dev rows) 16 rows at width 220-236 took 13.2-13.5 ms
+# a row padded against 14.9-15.9 on the dynamic graph; at 191 padding lost (13.1 vs 11.8), at 160 clearly.
+BATCH_PAD_FROM = 0.8
 # A shorter single article is padded up to a multiple of this on the dynamic graph: a one-row call at a width
 # the process has not run before costs ~13 ms more (measured on the reference model, 14 vs 27 ms), so few
-# widths are better than exact ones. Batches keep their width (each batch's own padding already costs more).
+# widths are better than exact ones. Narrower batches keep their width (see BATCH_PAD_FROM).
 SINGLE_WIDTH_STEP = 32
 INSTALL_HINT = "install it with: pip install 'newsclf[openvino]'"
 
@@ -329,7 +333,8 @@ class OpenVINOForward:
     that shape with one stream per core (static shapes measured ~8% faster than a batch-dynamic graph,
     streams another ~6%), as many slices at a time as it has streams; what is left (under one round) runs
     on one graph bounded to 1..STATIC_BATCH rows, or on one compiled for one row (single articles, padded
-    up from ``PAD_FROM`` of ``max_length``); shorter batches on the fully dynamic graph. With ``fallback``
+    up from ``PAD_FROM`` of ``max_length``); batches narrower than ``BATCH_PAD_FROM`` of it on the fully
+    dynamic graph (wider ones are padded to it). With ``fallback``
     (int8), rows whose top-two margin is under ``recheck_margin`` are run again on the fallback graph, and
     with ``lone_on_fallback`` (None: where the CPU has AMX) a lone row runs on it straight away (see
     :meth:`on_fallback`).
@@ -485,8 +490,11 @@ class OpenVINOForward:
     def _fast(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if len(ids) == 1 and not self.lone_on_fallback:
             return self._lone(ids, mask)
-        if ids.shape[1] < self.max_length:  # batches keep their width
+        width = ids.shape[1]
+        if width < BATCH_PAD_FROM * self.max_length:
             return self._infer("dynamic", ids, mask)
+        if width < self.max_length:  # the mask keeps the result the same
+            ids, mask = np.pad(ids, ((0, 0), (0, self.max_length - width))), np.pad(mask, ((0, 0), (0, self.max_length - width)))
         parts = []
         streamed = 0
         if len(ids) >= STREAM_ROWS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -284,6 +285,31 @@ def test_single_and_batched_calls_agree(tiny_model, cache):
     many = clf.probabilities(ARTICLES * 5, batch_size=16)  # static 8-row slices and a remainder
     one = np.stack([clf.probabilities([a])[0] for a in ARTICLES])
     assert np.allclose(many[: len(ARTICLES)], one, atol=1e-5)
+
+
+def test_nearly_full_batches_are_padded_to_the_static_graphs(tiny_model, cache):
+    """A batch from BATCH_PAD_FROM of max_length wide runs at max_length on the static graphs (faster than
+    the dynamic graph at its own width); a narrower one keeps its width; the mask keeps the logits the same."""
+    clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
+    runtime, seen = clf._runtime, []
+    pad = clf.tokenizer.pad_token_id or 0
+    full = clf.encode(*ARTICLES[-1])[0]
+    cut = {}
+    for share in (ov_backend.BATCH_PAD_FROM, ov_backend.BATCH_PAD_FROM - 0.2):
+        width = math.ceil(share * runtime.max_length)
+        cut[share] = [full[: width - 1] + [full[-1]] if i == 0 else full[: width - 1 - i % 3] + [full[-1]]
+                      for i in range(5)]
+    infer = _record_widths(runtime, seen)
+    for share, rows in cut.items():
+        ids, mask = pad_rows(rows, pad)
+        seen.clear()
+        got = runtime(ids, mask)
+        want = infer("dynamic", ids, mask)
+        if share >= ov_backend.BATCH_PAD_FROM:
+            assert ids.shape[1] < runtime.max_length and seen == [("bounded", runtime.max_length)], seen
+        else:
+            assert seen == [("dynamic", ids.shape[1])], seen
+        assert np.allclose(got, want, atol=1e-5)
 
 
 def _record_widths(runtime, seen: list) -> object:
