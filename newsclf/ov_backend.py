@@ -334,10 +334,9 @@ class OpenVINOForward:
     streams another ~6%), as many slices at a time as it has streams; what is left (under one round) runs
     on one graph bounded to 1..STATIC_BATCH rows, or on one compiled for one row (single articles, padded
     up from ``PAD_FROM`` of ``max_length``); batches narrower than ``BATCH_PAD_FROM`` of it on the fully
-    dynamic graph (wider ones are padded to it). With ``fallback``
-    (int8), rows whose top-two margin is under ``recheck_margin`` are run again on the fallback graph, and
-    with ``lone_on_fallback`` (None: where the CPU has AMX) a lone row runs on it straight away (see
-    :meth:`on_fallback`).
+    dynamic graph (wider ones are padded to it). With ``fallback`` (int8), rows whose top-two margin is under
+    ``recheck_margin`` are run again on the fallback graph, and with ``lone_on_fallback`` (None: where the
+    CPU has AMX) a lone row runs on it straight away (see :meth:`on_fallback`).
     """
 
     def __init__(self, xml: Path, precision_hint: str, max_length: int, fallback: Path | None = None,
