@@ -59,16 +59,17 @@ STATIC_BATCH = 8
 # an article against 10.0 (one LATENCY request of 8 rows), the same logits, and the same memory as the
 # 8-row latency graph it replaces (~160 MB).
 STREAM_ROWS = 4
-# A single article at least this share of max_length long is padded to it, to run on the one-row graph
-# (first calls at a new width on the dynamic graph are slow).
+# A row at least this share of max_length long is padded to it, to run on the static graphs (the one-row
+# graph alone, the streamed or bounded ones in a batch); shorter rows run on the dynamic graph. The choice
+# depends on the row alone, never on the rows batched with it: the static and dynamic int8 graphs round apart
+# (up to ~0.15 logits on dev rows), and an article's score must not change with how a run was chunked
+# (resume, engines, batch sizes). First calls at a new width on the dynamic graph are slow, and on the
+# default model's int8 graph (AMD EPYC, 16 dev rows) width 220-236 took 13.2-13.5 ms a row padded against
+# 14.9-15.9 on the dynamic graph; at 191 about even (13.1 vs 11.8, 10.8 vs 10.9 at 8 rows); at 160 padding lost.
 PAD_FROM = 0.75
-# A batch at least this share of max_length wide is padded to it, to run on the static graphs (streamed or
-# bounded): on the default model's int8 graph (AMD EPYC, dev rows) 16 rows at width 220-236 took 13.2-13.5 ms
-# a row padded against 14.9-15.9 on the dynamic graph; at 191 padding lost (13.1 vs 11.8), at 160 clearly.
-BATCH_PAD_FROM = 0.8
 # A shorter single article is padded up to a multiple of this on the dynamic graph: a one-row call at a width
 # the process has not run before costs ~13 ms more (measured on the reference model, 14 vs 27 ms), so few
-# widths are better than exact ones. Narrower batches keep their width (see BATCH_PAD_FROM).
+# widths are better than exact ones. In a batch they run at the width of the longest of them.
 SINGLE_WIDTH_STEP = 32
 INSTALL_HINT = "install it with: pip install 'newsclf[openvino]'"
 
@@ -333,8 +334,8 @@ class OpenVINOForward:
     that shape with one stream per core (static shapes measured ~8% faster than a batch-dynamic graph,
     streams another ~6%), as many slices at a time as it has streams; what is left (under one round) runs
     on one graph bounded to 1..STATIC_BATCH rows, or on one compiled for one row (single articles, padded
-    up from ``PAD_FROM`` of ``max_length``); batches narrower than ``BATCH_PAD_FROM`` of it on the fully
-    dynamic graph (wider ones are padded to it). With ``fallback`` (int8), rows whose top-two margin is under
+    up from ``PAD_FROM`` of ``max_length``); rows shorter than that on the fully dynamic graph (which graph
+    depends on each row's own length, see PAD_FROM). With ``fallback`` (int8), rows whose top-two margin is under
     ``recheck_margin`` are run again on the fallback graph, and with ``lone_on_fallback`` (None: where the
     CPU has AMX) a lone row runs on it straight away (see :meth:`on_fallback`).
     """
@@ -489,11 +490,25 @@ class OpenVINOForward:
     def _fast(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if len(ids) == 1 and not self.lone_on_fallback:
             return self._lone(ids, mask)
-        width = ids.shape[1]
-        if width < BATCH_PAD_FROM * self.max_length:
-            return self._infer("dynamic", ids, mask)
-        if width < self.max_length:  # the mask keeps the result the same
-            ids, mask = np.pad(ids, ((0, 0), (0, self.max_length - width))), np.pad(mask, ((0, 0), (0, self.max_length - width)))
+        own = mask.sum(1)
+        wide = own >= PAD_FROM * self.max_length  # by each row's own length (see PAD_FROM)
+        if wide.all():
+            return self._static(ids, mask)
+        narrow = np.flatnonzero(~wide)
+        width = int(own[narrow].max())  # the mask makes the width neutral on the dynamic graph
+        short = self._infer("dynamic", ids[narrow, :width], mask[narrow, :width])
+        if not wide.any():
+            return short
+        out = np.empty((len(ids), short.shape[1]), dtype=np.float32)
+        out[narrow] = short
+        out[wide] = self._static(ids[wide], mask[wide])
+        return out
+
+    def _static(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Rows padded to max_length on the static graphs: whole rounds streamed, the rest on the latency ones."""
+        if ids.shape[1] < self.max_length:  # the mask keeps the result the same
+            pad = ((0, 0), (0, self.max_length - ids.shape[1]))
+            ids, mask = np.pad(ids, pad), np.pad(mask, pad)
         parts = []
         streamed = 0
         if len(ids) >= STREAM_ROWS:

@@ -287,29 +287,31 @@ def test_single_and_batched_calls_agree(tiny_model, cache):
     assert np.allclose(many[: len(ARTICLES)], one, atol=1e-5)
 
 
-def test_nearly_full_batches_are_padded_to_the_static_graphs(tiny_model, cache):
-    """A batch from BATCH_PAD_FROM of max_length wide runs at max_length on the static graphs (faster than
-    the dynamic graph at its own width); a narrower one keeps its width; the mask keeps the logits the same."""
-    clf = Classifier.from_dir(tiny_model, precision="fp32", backend="openvino")
+def test_a_rows_graph_depends_on_its_own_length_not_its_batch(tiny_model, cache):
+    """Rows from PAD_FROM of max_length run padded on the static graphs, shorter ones on the dynamic graph at
+    the width of the longest of them, whatever they are batched with: the int8 graphs round apart, and an
+    article's score must not change with how a run was chunked (resume, engines, batch sizes)."""
+    clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
     runtime, seen = clf._runtime, []
     pad = clf.tokenizer.pad_token_id or 0
     full = clf.encode(*ARTICLES[-1])[0]
-    cut = {}
-    for share in (ov_backend.BATCH_PAD_FROM, ov_backend.BATCH_PAD_FROM - 0.2):
-        width = math.ceil(share * runtime.max_length)
-        cut[share] = [full[: width - 1] + [full[-1]] if i == 0 else full[: width - 1 - i % 3] + [full[-1]]
-                      for i in range(5)]
-    infer = _record_widths(runtime, seen)
-    for share, rows in cut.items():
-        ids, mask = pad_rows(rows, pad)
-        seen.clear()
-        got = runtime(ids, mask)
-        want = infer("dynamic", ids, mask)
-        if share >= ov_backend.BATCH_PAD_FROM:
-            assert ids.shape[1] < runtime.max_length and seen == [("bounded", runtime.max_length)], seen
-        else:
-            assert seen == [("dynamic", ids.shape[1])], seen
-        assert np.allclose(got, want, atol=1e-5)
+    cut = math.ceil(ov_backend.PAD_FROM * runtime.max_length)
+    wide = [full[: cut + i] + [full[-1]] for i in range(3)]  # from PAD_FROM, under max_length
+    narrow = [full[: cut - 12 + 4 * i] + [full[-1]] for i in range(3)]
+    assert all(len(r) < runtime.max_length for r in wide) and all(len(r) < cut for r in narrow)
+    _record_widths(runtime, seen)
+
+    def logits(rows):
+        return runtime(*pad_rows(rows, pad), "none")
+
+    mixed = logits([wide[0], narrow[0], wide[1], narrow[2], narrow[1], wide[2]])
+    assert sorted(seen) == [("bounded", runtime.max_length), ("dynamic", len(narrow[2]))], seen
+    seen.clear()
+    assert np.array_equal(logits(wide), mixed[[0, 2, 5]])  # padded: no narrow partner needed
+    assert seen == [("bounded", runtime.max_length)], seen
+    seen.clear()
+    assert np.array_equal(logits(narrow[:2]), mixed[[1, 4]])  # a narrower batch: the same logits
+    assert seen == [("dynamic", len(narrow[1]))], seen
 
 
 def _record_widths(runtime, seen: list) -> object:
