@@ -65,7 +65,7 @@ STREAM_ROWS = 4
 # (up to ~0.15 logits on dev rows), and an article's score must not change with how a run was chunked
 # (resume, engines, batch sizes). First calls at a new width on the dynamic graph are slow, and on the
 # default model's int8 graph (AMD EPYC, 16 dev rows) width 220-236 took 13.2-13.5 ms a row padded against
-# 14.9-15.9 on the dynamic graph; at 191 about even (13.1 vs 11.8, 10.8 vs 10.9 at 8 rows); at 160 padding lost.
+# 14.9-15.9 on the dynamic graph; at 191 mixed (13.1 vs 11.8 at 16 rows, 10.8 vs 10.9 at 8); at 160 padding lost.
 PAD_FROM = 0.75
 # A shorter single article is padded up to a multiple of this on the dynamic graph: a one-row call at a width
 # the process has not run before costs ~13 ms more (measured on the reference model, 14 vs 27 ms), so few
@@ -185,6 +185,12 @@ def _chunks(clf_encode: Any, n_skip: int, n: int) -> list[list[int]]:
 
 def _logits_of(forward: OpenVINOForward, rows: list[list[int]], pad: int) -> np.ndarray:
     return np.concatenate([forward(*pad_rows(rows[start : start + 8], pad)) for start in range(0, len(rows), 8)])
+
+
+def _padded(ids: np.ndarray, mask: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows right-padded to ``width`` tokens (unchanged if already that wide); the mask keeps the logits."""
+    pad = ((0, 0), (0, max(0, width - ids.shape[1])))
+    return (np.pad(ids, pad), np.pad(mask, pad)) if pad[1][1] else (ids, mask)
 
 
 def margins(logits: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
@@ -404,10 +410,9 @@ class OpenVINOForward:
         pays for a compile (~0.5-1 s each): the one-row graph and the dynamic graph at each width a shorter
         single article is padded to (a first call at a new width costs ~10 ms more: 5 widths at 256 tokens),
         both the fallback's where lone rows run there (see on_fallback), else int8's and the fallback that
-        rechecks a lone thin row; with
-        ``batch_size`` > 1 the bounded graph, with int8 also its dynamic graph and the fallback for several
-        rows, and from ``STREAM_ROWS`` rows the streamed one (`serve` without it paid ~1 s in its first full
-        batch, inside the benchmark's timed load)."""
+        rechecks a lone thin row; with ``batch_size`` > 1 the bounded graph, with int8 also its dynamic graph
+        and the fallback for several rows, and from ``STREAM_ROWS`` rows the streamed one (`serve` without it
+        paid ~1 s in its first full batch, inside the benchmark's timed load)."""
         with self._lock:
             ids = np.zeros((1, self.max_length), dtype=np.int64)
             short = range(1, math.ceil(PAD_FROM * self.max_length))  # the widths that run on a dynamic graph
@@ -449,9 +454,7 @@ class OpenVINOForward:
         width = ids.shape[1]
         target = self.max_length if width >= PAD_FROM * self.max_length else self._single_width(width)
         kind = "single" if target == self.max_length else "lone_dynamic" if self.lone_on_fallback else "dynamic"
-        if target > width:  # the mask keeps the result the same
-            ids, mask = np.pad(ids, ((0, 0), (0, target - width))), np.pad(mask, ((0, 0), (0, target - width)))
-        return self._infer(kind, ids, mask)
+        return self._infer(kind, *_padded(ids, mask, target))
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray, recheck: str = "thin") -> np.ndarray:
         """Logits of the rows. With a fallback graph, ``recheck`` says which rows it runs again: ``"thin"``
@@ -473,10 +476,7 @@ class OpenVINOForward:
         lone rows run on the fallback)."""
         if len(ids) == 1 and self.lone_on_fallback:
             return self._lone(ids, mask)
-        pad = self.max_length - ids.shape[1]
-        if pad > 0:  # the mask keeps the result the same
-            ids, mask = np.pad(ids, ((0, 0), (0, pad))), np.pad(mask, ((0, 0), (0, pad)))
-        return self._infer("fallback", ids, mask)
+        return self._infer("fallback", *_padded(ids, mask, self.max_length))
 
     def _call(self, ids: np.ndarray, mask: np.ndarray, recheck: bool = True) -> np.ndarray:
         out = self._fast(ids, mask)
@@ -506,9 +506,7 @@ class OpenVINOForward:
 
     def _static(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Rows padded to max_length on the static graphs: whole rounds streamed, the rest on the latency ones."""
-        if ids.shape[1] < self.max_length:  # the mask keeps the result the same
-            pad = ((0, 0), (0, self.max_length - ids.shape[1]))
-            ids, mask = np.pad(ids, pad), np.pad(mask, pad)
+        ids, mask = _padded(ids, mask, self.max_length)
         parts = []
         streamed = 0
         if len(ids) >= STREAM_ROWS:
