@@ -450,8 +450,11 @@ class OpenVINOForward:
 
     def _lone(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """One row: from ``PAD_FROM`` of ``max_length`` padded to it, on the one-row graph; shorter, padded to
-        a ``SINGLE_WIDTH_STEP`` step on a dynamic graph (both the fallback's where lone rows run there)."""
-        width = ids.shape[1]
+        a ``SINGLE_WIDTH_STEP`` step on a dynamic graph (both the fallback's where lone rows run there). The
+        row's own length decides, not the width it came padded to: a thin row rechecked out of a wider batch
+        must run as it would alone."""
+        width = max(1, int(mask[0].sum()))
+        ids, mask = ids[:, :width], mask[:, :width]
         target = self.max_length if width >= PAD_FROM * self.max_length else self._single_width(width)
         kind = "single" if target == self.max_length else "lone_dynamic" if self.lone_on_fallback else "dynamic"
         return self._infer(kind, *_padded(ids, mask, target))

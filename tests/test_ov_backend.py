@@ -245,6 +245,33 @@ def test_int8_runs_a_lone_row_on_the_fallback_once_where_asked(tiny_model, cache
     assert seen == [("bounded", runtime.max_length)]  # the leftover row, on int8
 
 
+def test_a_thin_row_rechecked_alone_out_of_a_wider_batch_runs_as_it_would_alone(tiny_model, cache):
+    """Where lone rows run on the fallback, a batch's only thin row is rechecked as a lone row: at its own
+    length (a short row on the fallback's dynamic graph), not at the width of its batch, so its logits are
+    those it gets when it is tagged alone."""
+    clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
+    runtime, seen = clf._runtime, []
+    runtime.lone_on_fallback = True
+    pad = clf.tokenizer.pad_token_id or 0
+    longs = [clf.encode(f"{i}号", ARTICLES[-1][1])[0] for i in range(8)]
+    long_row = longs[int(np.argmax(ov_backend.margins(runtime(*pad_rows(longs, pad), "none"))))]  # the least thin
+    shorts = [clf.encode(*a)[0] for a in (("短讯", "今日晴。"), ("市场", "菜价平稳。"), ("简讯", "图书馆延长开放时间。"),
+                                          ("党建", "支部召开组织生活会。"))]
+    ids, mask = pad_rows([long_row, *shorts], pad)
+    assert ids.shape[1] == runtime.max_length and all(len(r) < ov_backend.PAD_FROM * runtime.max_length for r in shorts)
+    own = ov_backend.margins(runtime(ids, mask, "none"))
+    short = 1 + int(np.argmin(own[1:]))  # make the thinnest short row the batch's only thin one
+    assert own[short] < own[[i for i in range(len(own)) if i != short]].min(), own
+    runtime.recheck_margin = float(np.sort(own)[:2].mean())
+    _record_widths(runtime, seen)
+    got = runtime(ids, mask, "thin")
+    width = runtime._single_width(len(shorts[short - 1]))
+    assert seen[-1] == ("lone_dynamic", width) and runtime.rechecked == 1, seen
+    seen.clear()
+    alone = runtime(*pad_rows([shorts[short - 1]], pad))
+    assert seen == [("lone_dynamic", width)] and np.array_equal(got[short], alone[0])
+
+
 def test_int8_runs_a_lone_row_on_int8_under_the_recheck_rules_without_amx(tiny_model, cache):
     """Without AMX a lone row runs on int8's own one-row graphs, and on the fallback (padded to max_length)
     only when its margin is thin and ``recheck`` asks; a one-row leftover of a batch uses the one-row graph."""
