@@ -103,8 +103,10 @@ def _cmd_evaluate(args: argparse.Namespace, extra: list[str]) -> int:
     from newsclf.evaluation import evaluate_model
 
     m = evaluate_model(args.model, args.data, out_dir=args.out, field_map=_field_map(args.field_map),
-                       baseline=not args.no_baseline, format=args.format)
+                       baseline=not args.no_baseline, format=args.format, precision=args.precision,
+                       backend=args.backend)
     mm = m["model_metrics"]
+    print(f"runs on: {m['runs']['backend']} {m['runs']['precision']}")
     print(f"articles: {m['articles']}  accuracy: {mm['accuracy']:.4f}  macro-F1: {mm['macro_f1']:.4f}  ECE: {m['ece']:.4f}")
     if "model_alone_metrics" in m:
         am = m["model_alone_metrics"]
@@ -147,12 +149,13 @@ def _cmd_predict(args: argparse.Namespace, extra: list[str]) -> int:
             try:
                 report = tag_with_ray(args.inputs, args.out, model=args.model, format=args.format,
                                       field_map=_field_map(args.field_map), output_format="jsonl",
-                                      progress=not args.quiet)
+                                      precision=args.precision, backend=args.backend, progress=not args.quiet)
             except ImportError as err:  # Ray is not installed: say how to install it
                 raise UsageError(str(err)) from None
         else:
             report = tag_file(args.inputs, args.out, model=args.model, resume=args.resume, progress=not args.quiet,
-                              format=args.format, field_map=_field_map(args.field_map))
+                              format=args.format, field_map=_field_map(args.field_map), precision=args.precision,
+                              backend=args.backend)
     except TaggingInterrupted as err:
         print(f"interrupted: {err}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -238,6 +241,17 @@ def _cmd_serve(args: argparse.Namespace, extra: list[str]) -> int:
     return serve(args.model, host=args.host, port=args.port, settings=settings, quiet=args.quiet)
 
 
+def _runtime_options(p: argparse.ArgumentParser) -> None:
+    """--precision and --backend, as newsclf.load takes them (the same choices everywhere a model runs)."""
+    from newsclf.predict import BACKENDS, PRECISIONS
+
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="as newsclf.load (default: auto, the fastest this CPU runs, int8 only where it agreed with fp32 "
+                        "on check articles; fp32: exact scores)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="as newsclf.load (default: auto, OpenVINO where installed, else PyTorch)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from newsclf.config import config_help
     from newsclf.io import FORMATS
@@ -274,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=FORMATS, help=format_help)
     p.add_argument("--field-map", help="YAML mapping of our fields to the file's, e.g. '{text: body}'")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
+    _runtime_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("blend", parents=[common],
@@ -293,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process (default); ray: Ray Data workers on $RAY_ADDRESS's cluster or a local "
                         "one (pip install 'newsclf[ray]'), same output")
+    _runtime_options(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("split", parents=[common], help="split newspaper page files into articles (JSONL on standard output)")
@@ -323,9 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help=model_help)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "int8"), help="as newsclf.load")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "openvino"),
-                   help="as newsclf.load (default: OpenVINO when the newsclf[openvino] extra is installed)")
+    _runtime_options(p)
     p.add_argument("--batch-size", type=int, default=16, help="articles per forward pass (default: 16)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long a request waits for others to fill a batch (default: 5)")

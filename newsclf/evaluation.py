@@ -60,11 +60,14 @@ def evaluate_model(
     baseline: bool = True,
     batch_size: int = 16,
     format: str | None = None,
+    precision: str = "auto",
+    backend: str = "auto",
 ) -> dict[str, Any]:
     """Score the model in ``model`` on the labelled articles in ``data``; write JSON + Markdown + plots.
 
     Returns the metrics dict (also written to ``<out_dir>/eval.json``). ``out_dir`` defaults to
-    ``<model>/../eval-<data file stem>``; it is checked writable before any work.
+    ``<model>/../eval-<data file stem>``; it is checked writable before any work. ``precision`` and
+    ``backend``: as :func:`newsclf.load`; what ran is recorded as ``runs`` (int8 and fp32 can score apart).
     """
     from newsclf.data.loaders import load_articles
     from newsclf.metrics import compute_metrics, macro_f1_gap_interval
@@ -79,7 +82,7 @@ def evaluate_model(
     from newsclf.report import ensure_writable
 
     ensure_writable(out, "the report folder", "choose another with --out (out_dir=)")
-    clf = Classifier.from_dir(model)
+    clf = Classifier.from_dir(model, precision=precision, backend=backend)
     labels = clf.labels
     articles = load_articles([str(d) for d in data_list], field_map=field_map, format=format)
     if "label" not in articles.column_names or any(lab is None for lab in articles["label"]):
@@ -102,6 +105,7 @@ def evaluate_model(
         "model": str(model),
         "data": [str(d) for d in data_list],
         "articles": len(articles),
+        "runs": {"backend": clf.backend, "precision": clf.precision},
         "model_metrics": scored["metrics"],
         "ece": scored["ece"],
         "abstain": scored["abstain"],
@@ -150,7 +154,7 @@ def evaluate_model(
         baseline_metrics=baseline_metrics,
         confusion_text=confusion,
         errors=errors[:MAX_ERRORS_LISTED],
-        extra={"ECE": round(metrics["ece"], 4), "abstain threshold": clf.abstain_threshold,
+        extra={"runs on": f"{clf.backend} {clf.precision}", "ECE": round(metrics["ece"], 4), "abstain threshold": clf.abstain_threshold,
                "coverage at threshold": round(metrics["abstain"]["coverage"], 3), "articles": len(articles),
                **_interval_line(metrics)},
         images=images,

@@ -134,6 +134,8 @@ def _run_fingerprint(inputs: list[str], clf: Classifier, format: str | None, fie
     return {
         "inputs": [_file_fingerprint(Path(p)) for p in inputs],
         "model": artifact.fingerprint(clf.path) if clf.path else None,
+        # int8 and fp32 (or two backends) score apart in the last digits: one output file, one runtime.
+        "runs": f"{clf.backend} {clf.precision}",
         "format": format,
         "field_map": field_map or {},
     }
@@ -149,6 +151,9 @@ def _check_resume(sidecar: Path, want: dict[str, Any], partial: Path) -> None:
     diffs = []
     if have.get("model") != want["model"]:
         diffs.append("the model differs")
+    if have.get("runs", want["runs"]) != want["runs"]:  # (records of older versions have no "runs")
+        diffs.append(f"it was written on {have['runs']}, this run is on {want['runs']} (pass the same --precision "
+                     "and --backend, and have the same extras installed)")
     if [i.get("file") for i in have.get("inputs", [])] != [i["file"] for i in want["inputs"]]:
         diffs.append("the input files differ (" + ", ".join(i.get("file", "?") for i in have.get("inputs", [])) + ")")
     elif have.get("inputs") != want["inputs"]:
@@ -193,8 +198,12 @@ def tag_file(
     field_map: dict[str, Any] | None = None,
     format: str | None = None,
     progress: bool = True,
+    precision: str = "auto",
+    backend: str = "auto",
 ) -> TagReport:
     """Tag every article in ``inputs`` and write JSONL (id, label, score, abstained[, reason]) to ``output``.
+
+    ``precision`` and ``backend``: as :func:`newsclf.load` (ignored when ``model`` is a loaded Classifier).
 
     ``output=None`` writes to standard output. Otherwise lines go to ``<output>.partial`` (with
     ``<output>.partial.json`` saying which inputs and model they come from), renamed to ``output`` when
@@ -217,7 +226,7 @@ def tag_file(
         raise ValueError("--resume needs --out: a run written to standard output cannot be continued")
     if resume and "-" in inputs:
         raise ValueError("--resume cannot check standard input is the same as before; pass the input as a file")
-    clf = model if isinstance(model, Classifier) else load(model)
+    clf = model if isinstance(model, Classifier) else load(model, precision=precision, backend=backend)
     report = TagReport()
     partial = sidecar = None
     done = 0

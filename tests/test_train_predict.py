@@ -324,6 +324,47 @@ def test_resume_refuses_a_partial_of_another_input(trained, toy_jsonl, tmp_path,
     assert "has no record of the inputs and model" in capsys.readouterr().err
 
 
+def test_resume_refuses_a_partial_written_on_another_runtime(trained, toy_jsonl, tmp_path, capsys, monkeypatch):
+    """``--precision``/``--backend`` choose the runtime; a partial file records it, and a resume on another
+    one is refused (int8 and fp32 score apart: one output file should not mix them)."""
+    import newsclf.tagging as tagging
+    from newsclf.cli import main
+
+    monkeypatch.setattr(tagging, "BATCH", 5)
+    real = tagging._predict_batch
+    monkeypatch.setattr(tagging, "_predict_batch", lambda clf, b: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if b[0]["id"] == "toy-05" else real(clf, b))
+    out = tmp_path / "tags.jsonl"
+    run = ["predict", str(toy_jsonl), "--model", str(trained), "--out", str(out), "--quiet"]
+    assert main([*run, "--precision", "fp32", "--backend", "torch"]) == 130
+    sidecar = tmp_path / "tags.jsonl.partial.json"
+    record = json.loads(sidecar.read_text(encoding="utf-8"))
+    assert record["runs"] == "torch fp32"
+    sidecar.write_text(json.dumps({**record, "runs": "openvino int8"}), encoding="utf-8")  # as if written there
+    capsys.readouterr()
+    monkeypatch.setattr(tagging, "_predict_batch", real)
+    assert main([*run, "--precision", "fp32", "--backend", "torch", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resume: ") and "written on openvino int8, this run is on torch fp32" in err
+    sidecar.write_text(json.dumps(record), encoding="utf-8")
+    assert main([*run, "--precision", "fp32", "--backend", "torch", "--resume"]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 20
+    with pytest.raises(SystemExit) as usage:  # not a choice: argparse's usage error
+        main([*run, "--precision", "fp16"])
+    assert usage.value.code == 2 and "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+def test_cli_evaluate_runs_and_records_the_chosen_runtime(trained, toy_jsonl, tmp_path, capsys):
+    from newsclf.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(trained), "--data", str(toy_jsonl), "--out", str(out), "--no-baseline",
+                 "--precision", "fp32", "--backend", "torch", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("runs on: torch fp32\n")
+    assert json.loads((out / "eval.json").read_text(encoding="utf-8"))["runs"] == {"backend": "torch", "precision": "fp32"}
+    assert "- **runs on**: torch fp32" in (out / "report.md").read_text(encoding="utf-8")
+
+
 def test_cli_predict_keeps_bad_lines_as_errors(trained, tmp_path):
     from newsclf.tagging import tag_file
 

@@ -143,7 +143,7 @@ def _datasource(inputs: list[str], format: str | None, field_map: dict[str, Any]
 class _Tagger:
     """A Ray Data actor: loads the model folder once, then tags Arrow batches with the local batch function."""
 
-    def __init__(self, model: str, precision: str, threads: int):
+    def __init__(self, model: str, precision: str, backend: str, threads: int):
         self.clf = None
         self.error: str | None = None
         try:
@@ -152,7 +152,7 @@ class _Tagger:
             from newsclf.predict import load
 
             torch.set_num_threads(threads)
-            self.clf = load(model, precision=precision)
+            self.clf = load(model, precision=precision, backend=backend)
         except Exception as err:  # raised with the first batch, so it comes back as a task error, like a read error
             self.error = (
                 f"the model could not be loaded on a Ray worker (node {_node()}): {err}; every worker needs the "
@@ -224,6 +224,7 @@ def tag_with_ray(
     field_map: dict[str, Any] | None = None,
     output_format: str | None = None,
     precision: str = "auto",
+    backend: str = "auto",
     progress: bool = True,
 ) -> TagReport:
     """Tag every article in ``inputs`` on Ray and write one row per input record to ``output``, in input order.
@@ -236,11 +237,11 @@ def tag_with_ray(
     one (``num_cpus`` CPUs, default all) and shuts it down at the end. ``num_cpus``: CPUs given to tagging
     (default: the cluster's), as ``num_cpus // cpus_per_worker`` actors of ``cpus_per_worker`` CPUs (and torch
     threads) each, every actor loading the model once. ``batch_size``: articles per model call and per block.
-    ``precision``: as :func:`newsclf.load`, resolved on each worker.
+    ``precision`` and ``backend``: as :func:`newsclf.load`, resolved on each worker.
     """
     from newsclf import artifact
     from newsclf.io import detect_format
-    from newsclf.predict import PRECISIONS, default_model_path
+    from newsclf.predict import BACKENDS, PRECISIONS, default_model_path
 
     if not inputs:
         raise ValueError("no inputs given; pass files")
@@ -260,6 +261,8 @@ def tag_with_ray(
         raise ValueError(f"num_cpus: expected None (the cluster's CPUs) or an int >= 1, found {num_cpus!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if output_format is None:
         output_format = "parquet" if output and output.lower().endswith(".parquet") else "jsonl"
     if output_format not in OUTPUT_FORMATS:
@@ -299,7 +302,8 @@ def tag_with_ray(
             num_cpus=0,  # reading is light next to the model; the actors hold the CPUs
         ).map_batches(
             _Tagger,
-            fn_constructor_kwargs={"model": str(model_path), "precision": precision, "threads": cpus_per_worker},
+            fn_constructor_kwargs={"model": str(model_path), "precision": precision, "backend": backend,
+                                   "threads": cpus_per_worker},
             batch_size=batch_size,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=workers),
