@@ -50,17 +50,21 @@ FALLBACK_XML = "fp32.xml"
 # check articles are run again on the fp32 graph (bf16 hint). On the reference model: ~3% of rows, and the
 # one dev article (of 295) that int8 alone flipped comes back.
 RECHECK_PERCENTILE = 99
-# Largest call the latency graphs ("bounded") take at max_length; 8 and 16 rows ran equally fast (106 vs 103
-# articles/s on the reference model), and 8 halves the activation buffers a static graph preallocates.
-STATIC_BATCH = 8
+# A call with at most this many full-length rows runs them one by one on the one-row graph; a larger one pads
+# them to whole rounds of the streamed graph (the copies' logits are dropped). Both are static-shape graphs,
+# which give a row the same logits whatever rows share its call (the batch-dynamic 1..8-row graph used before
+# did not: up to 0.064 logits apart from the streamed graph on the reference model's dev rows, so a score
+# changed with a row's place in its batch). On the reference model (AMD EPYC): one row 15.6-15.9 ms on the
+# one-row graph, a round of 8 streamed rows ~90-100 ms, so up to 5 rows singly is faster.
+LEFTOVER_SINGLES = 5
 # Rows per request on the streamed static graph: calls with enough full-length rows run slices of this many
 # as concurrent requests, one per stream (OpenVINO's THROUGHPUT hint: one stream per core here), instead of
 # one request spread over both cores. On the reference model's int8 graph, 192 full-length rows: 9.3-9.4 ms
-# an article against 10.0 (one LATENCY request of 8 rows), the same logits, and the same memory as the
-# 8-row latency graph it replaces (~160 MB).
+# an article against 10.0 (one LATENCY request of 8 rows), and the same memory as the 8-row latency graph it
+# replaced (~160 MB).
 STREAM_ROWS = 4
 # A row at least this share of max_length long is padded to it, to run on the static graphs (the one-row
-# graph alone, the streamed or bounded ones in a batch); shorter rows run on the dynamic graph. The choice
+# graph alone or in small calls, the streamed one in larger calls); shorter rows run on the dynamic graph. The choice
 # depends on the row alone, never on the rows batched with it: the static and dynamic int8 graphs round apart
 # (up to ~0.15 logits on dev rows), and an article's score must not change with how a run was chunked
 # (resume, engines, batch sizes). First calls at a new width on the dynamic graph are slow, and on the
@@ -335,12 +339,12 @@ def _entry_problem(entry: Path) -> str | None:
 class OpenVINOForward:
     """``(ids, mask) -> logits`` on a converted model (one call at a time: a lock guards the requests).
 
-    Four compiled forms of one graph, each compiled on first use (~1 s): rows at ``max_length`` (most news
-    articles reach it) run in slices of ``STREAM_ROWS`` as concurrent requests on a graph compiled for exactly
-    that shape with one stream per core (static shapes measured ~8% faster than a batch-dynamic graph,
-    streams another ~6%), as many slices at a time as it has streams; what is left (under one round) runs
-    on one graph bounded to 1..STATIC_BATCH rows, or on one compiled for one row (single articles, padded
-    up from ``PAD_FROM`` of ``max_length``); rows shorter than that on the fully dynamic graph (which graph
+    Compiled forms of one graph, each on first use (~1 s): rows from ``PAD_FROM`` of ``max_length`` (most
+    news articles reach it) are padded to it and run on static-shape graphs: calls of more than
+    ``LEFTOVER_SINGLES`` such rows in slices of ``STREAM_ROWS`` as concurrent requests on a graph compiled for
+    exactly that shape with one stream per core (static shapes measured ~8% faster than a batch-dynamic
+    graph, streams another ~6%), whole rounds only; fewer rows, and single articles, one by one on a graph
+    compiled for one row; rows shorter than that on the fully dynamic graph (which graph
     depends on each row's own length, see PAD_FROM). With ``fallback`` (int8), rows whose top-two margin is under
     ``recheck_margin`` are run again on the fallback graph, and with ``lone_on_fallback`` (None: where the
     CPU has AMX) a lone row runs on it straight away (see :meth:`on_fallback`).
@@ -369,15 +373,14 @@ class OpenVINOForward:
 
     def _request(self, kind: str) -> Any:
         if kind not in self._requests:
-            import openvino as ov
-
-            # With lone_on_fallback, the lone-row graphs ("single", "lone_dynamic") are the fallback's.
+            # With lone_on_fallback, the lone-row graphs ("single", "lone_dynamic") are the fallback's, and
+            # "row" is int8's one-row graph (elsewhere "single" is, and "row" is not used).
             on_fallback = kind == "fallback" or (kind in ("single", "lone_dynamic") and self.lone_on_fallback)
             graph = self.fallback if on_fallback else self.graph
             if kind not in ("dynamic", "lone_dynamic"):
                 # The fallback runs few rows at a time, padded to max_length (see _recheck): one compiled
                 # length, instead of a slow first call at every new width on a dynamic graph (~0.3-0.5 s).
-                graph = self._at_max_length(graph, {"single": 1, "fallback": -1}.get(kind, ov.Dimension(1, STATIC_BATCH)))
+                graph = self._at_max_length(graph, -1 if kind == "fallback" else 1)
             self._requests[kind] = self.core.compile_model(graph, "CPU", self.config).create_infer_request()
         return self._requests[kind]
 
@@ -410,8 +413,9 @@ class OpenVINOForward:
         pays for a compile (~0.5-1 s each): the one-row graph and the dynamic graph at each width a shorter
         single article is padded to (a first call at a new width costs ~10 ms more: 5 widths at 256 tokens),
         both the fallback's where lone rows run there (see on_fallback), else int8's and the fallback that
-        rechecks a lone thin row; with ``batch_size`` > 1 the bounded graph, with int8 also its dynamic graph
-        and the fallback for several rows, and from ``STREAM_ROWS`` rows the streamed one (`serve` without it
+        rechecks a lone thin row; with ``batch_size`` > 1 int8's one-row graph, where lone rows run on the
+        fallback also int8's dynamic graph and the fallback for several rows, and above ``LEFTOVER_SINGLES``
+        rows the streamed one (`serve` without it
         paid ~1 s in its first full batch, inside the benchmark's timed load)."""
         with self._lock:
             ids = np.zeros((1, self.max_length), dtype=np.int64)
@@ -421,16 +425,13 @@ class OpenVINOForward:
             if self.fallback is not None and not self.lone_on_fallback:
                 self._recheck(ids, np.ones_like(ids))
             if batch_size > 1:
-                rows = np.zeros((min(batch_size, STATIC_BATCH), self.max_length), dtype=np.int64)
-                self._infer("bounded", rows, np.ones_like(rows))
+                rows = np.zeros((min(batch_size, LEFTOVER_SINGLES + 1), self.max_length), dtype=np.int64)
+                self._static(rows[:2], np.ones_like(rows[:2]))  # int8's one-row graph ("row" on AMX)
                 if self.lone_on_fallback:  # else compiled by the lone rows above
                     self._infer("dynamic", rows[:2, :SINGLE_WIDTH_STEP], np.ones_like(rows[:2, :SINGLE_WIDTH_STEP]))
                     self._recheck(rows[:2], np.ones_like(rows[:2]))
-            if batch_size >= STREAM_ROWS:
-                per_round = STREAM_ROWS * len(self._stream_queue())
-                if batch_size >= per_round:
-                    rows = np.zeros((per_round, self.max_length), dtype=np.int64)
-                    self._fast(rows, np.ones_like(rows))
+                if batch_size > LEFTOVER_SINGLES:  # the streamed graph, one round
+                    self._static(rows, np.ones_like(rows))
 
     def _single_width(self, width: int) -> int:
         """The width a one-row call of ``width`` tokens runs at on the dynamic graph (see SINGLE_WIDTH_STEP)."""
@@ -508,30 +509,28 @@ class OpenVINOForward:
         return out
 
     def _static(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Rows padded to max_length on the static graphs: whole rounds streamed, the rest on the latency ones."""
+        """Rows padded to max_length on the static graphs: up to ``LEFTOVER_SINGLES`` one by one on int8's
+        one-row graph, more as whole rounds on the streamed graph, the last round filled with copies of the
+        last row (static shapes give each row the same logits whatever its call holds; see LEFTOVER_SINGLES)."""
         ids, mask = _padded(ids, mask, self.max_length)
-        parts = []
-        streamed = 0
-        if len(ids) >= STREAM_ROWS:
-            # Whole rounds only: a round with an idle stream would run its slice on one core of two.
-            streams = self._stream_queue()
-            per_round = STREAM_ROWS * len(streams)
-            streamed = len(ids) // per_round * per_round
-            out: dict[int, np.ndarray] = {}
-            try:
-                for start in range(0, streamed, STREAM_ROWS):
-                    end = start + STREAM_ROWS
-                    streams.start_async([self.table[ids[start:end]], mask[start:end]], (out, start))
-            finally:
-                streams.wait_all()
-            parts.extend(out[start] for start in range(0, streamed, STREAM_ROWS))
-        # Where lone rows run on the fallback, "single" is its graph: a one-row leftover runs on "bounded"
-        # instead, so that every row here has int8 logits that the recheck rules apply to.
-        lone = "bounded" if self.lone_on_fallback else "single"
-        for start in range(streamed, len(ids), STATIC_BATCH):
-            end = min(start + STATIC_BATCH, len(ids))
-            parts.append(self._infer(lone if end - start == 1 else "bounded", ids[start:end], mask[start:end]))
-        return np.concatenate(parts)
+        n = len(ids)
+        if n <= LEFTOVER_SINGLES:
+            row = "row" if self.lone_on_fallback else "single"
+            return np.concatenate([self._infer(row, ids[i : i + 1], mask[i : i + 1]) for i in range(n)])
+        streams = self._stream_queue()
+        per_round = STREAM_ROWS * len(streams)
+        fill = -n % per_round
+        if fill:
+            ids = np.concatenate([ids, np.repeat(ids[-1:], fill, axis=0)])
+            mask = np.concatenate([mask, np.repeat(mask[-1:], fill, axis=0)])
+        out: dict[int, np.ndarray] = {}
+        try:
+            for start in range(0, len(ids), STREAM_ROWS):
+                end = start + STREAM_ROWS
+                streams.start_async([self.table[ids[start:end]], mask[start:end]], (out, start))
+        finally:
+            streams.wait_all()
+        return np.concatenate([out[start] for start in range(0, len(ids), STREAM_ROWS)])[:n]
 
     def _infer(self, kind: str, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.array(self._request(kind).infer([self.table[ids], mask])[0], dtype=np.float32)

@@ -242,7 +242,9 @@ def test_int8_runs_a_lone_row_on_the_fallback_once_where_asked(tiny_model, cache
     assert ids.shape[1] == runtime.max_length
     seen.clear()
     runtime(ids, mask, "none")
-    assert seen == [("bounded", runtime.max_length)]  # the leftover row, on int8
+    assert seen == []  # the leftover row, on int8: in a round of the streamed graph filled with copies
+    runtime(ids[:2], mask[:2], "none")
+    assert seen == [("row", runtime.max_length)] * 2  # a small call: int8's one-row graph, not the fallback's
 
 
 def test_a_thin_row_rechecked_alone_out_of_a_wider_batch_runs_as_it_would_alone(tiny_model, cache):
@@ -304,7 +306,9 @@ def test_int8_runs_a_lone_row_on_int8_under_the_recheck_rules_without_amx(tiny_m
     runtime.recheck_margin = 0.0
     seen.clear()
     runtime(ids, mask, "none")
-    assert seen == [("single", runtime.max_length)]  # the leftover row, on int8's one-row graph
+    assert seen == []  # the leftover row: in a round of the streamed graph filled with copies
+    runtime(ids[:2], mask[:2], "none")
+    assert seen == [("single", runtime.max_length)] * 2  # a small call: int8's one-row graph
 
 
 def test_single_and_batched_calls_agree(tiny_model, cache):
@@ -332,13 +336,37 @@ def test_a_rows_graph_depends_on_its_own_length_not_its_batch(tiny_model, cache)
         return runtime(*pad_rows(rows, pad), "none")
 
     mixed = logits([wide[0], narrow[0], wide[1], narrow[2], narrow[1], wide[2]])
-    assert sorted(seen) == [("bounded", runtime.max_length), ("dynamic", len(narrow[2]))], seen
+    assert sorted(seen) == [("dynamic", len(narrow[2]))] + [("single", runtime.max_length)] * 3, seen
     seen.clear()
     assert np.array_equal(logits(wide), mixed[[0, 2, 5]])  # padded: no narrow partner needed
-    assert seen == [("bounded", runtime.max_length)], seen
+    assert seen == [("single", runtime.max_length)] * 3, seen
     seen.clear()
     assert np.array_equal(logits(narrow[:2]), mixed[[1, 4]])  # a narrower batch: the same logits
     assert seen == [("dynamic", len(narrow[1]))], seen
+
+
+def test_a_full_length_rows_logits_do_not_depend_on_the_call_it_is_in(tiny_model, cache):
+    """Full-length rows run on static-shape graphs only: in calls of up to LEFTOVER_SINGLES such rows one by
+    one on the one-row graph, in larger ones in rounds of the streamed graph (the last filled with copies).
+    Either way a row gets the same logits whatever else its call holds; the batch-dynamic 1..8-row graph
+    used before for leftovers did not (0.064 logits from the streamed graph on the reference model). (The
+    two static graphs agreed exactly on the reference model's dev rows; on this tiny model they differ in
+    the fourth decimal, so each is compared with itself.)"""
+    clf = Classifier.from_dir(tiny_model, precision="int8", backend="openvino")
+    runtime = clf._runtime
+    runtime.lone_on_fallback = False  # (with it, a lone row runs on the fallback by design)
+    pad = clf.tokenizer.pad_token_id or 0
+    rows = [clf.encode(ARTICLES[i % 4][0] + str(i), ARTICLES[i // 4 % 4][1] + ARTICLES[-1][1])[0] for i in range(19)]
+    ids, mask = pad_rows(rows, pad)
+    assert ids.shape[1] == runtime.max_length
+    alone = np.concatenate([runtime(ids[i : i + 1], mask[i : i + 1], "none") for i in range(len(rows))])
+    streamed = runtime(ids, mask, "none")  # 19 rows: two full rounds of 8 and one filled with 5 copies
+    small, large = ov_backend.LEFTOVER_SINGLES, ov_backend.LEFTOVER_SINGLES + 1
+    for size, expected in ((2, alone), (small, alone), (large, streamed), (9, streamed), (13, streamed)):
+        for start in (0, 3, len(rows) - size):
+            got = runtime(ids[start : start + size], mask[start : start + size], "none")
+            assert np.array_equal(got, expected[start : start + size]), (size, start)
+    assert np.allclose(streamed, alone, atol=1e-3)
 
 
 def _record_widths(runtime, seen: list) -> object:
@@ -408,7 +436,7 @@ def test_warm_up_compiles_every_graph_a_call_of_batch_size_rows_uses(tiny_model,
     assert runtime._streams is None
     clf.warm_up()  # batch_size 16, as predict's and serve's default
     compiled, streams = set(runtime._requests), runtime._streams
-    assert {"bounded", "dynamic", "fallback"} <= compiled and streams is not None
+    assert {"row" if lone_on_fallback else "single", "dynamic", "fallback"} <= compiled and streams is not None
     long = [(f"{i}号文件{t}", x + ARTICLES[-1][1]) for i, (t, x) in enumerate(ARTICLES[:4] * 4)]
     clf.probabilities(long, batch_size=16)
     runtime(*pad_rows([clf.encode(*a)[0] for a in ARTICLES[:3]], pad), "all")  # a recheck of several rows
@@ -443,7 +471,7 @@ def test_full_length_rows_run_as_concurrent_stream_requests(tiny_model, cache):
     seen: list = []
     infer = _record_widths(runtime, seen)
     got = runtime(ids, mask)
-    assert seen == [("bounded", runtime.max_length)]  # only the three left over ran on a latency graph
+    assert seen == []  # the three left over ran in a second round, filled with copies of the last row
     runtime._infer = infer
     one_by_one = np.concatenate([runtime._infer("single", ids[i : i + 1], mask[i : i + 1]) for i in range(n)])
     assert got.shape == one_by_one.shape and np.allclose(got, one_by_one, atol=1e-5)
