@@ -519,6 +519,7 @@ class OpenVINOForward:
             return np.concatenate([self._infer(row, ids[i : i + 1], mask[i : i + 1]) for i in range(n)])
         streams = self._stream_queue()
         per_round = STREAM_ROWS * len(streams)
+        # Whole rounds only: a round with an idle stream would leave one core of two idle for its duration.
         fill = -n % per_round
         if fill:
             ids = np.concatenate([ids, np.repeat(ids[-1:], fill, axis=0)])
