@@ -152,8 +152,8 @@ def _check_resume(sidecar: Path, want: dict[str, Any], partial: Path) -> None:
     if have.get("model") != want["model"]:
         diffs.append("the model differs")
     if have.get("runs", want["runs"]) != want["runs"]:  # (records of older versions have no "runs")
-        diffs.append(f"it was written on {have['runs']}, this run is on {want['runs']} (pass the same --precision "
-                     "and --backend, and have the same extras installed)")
+        diffs.append(f"it was written on {have['runs']}, this run is on {want['runs']}: pass the same --precision "
+                     "and --backend, with the same extras installed")
     if [i.get("file") for i in have.get("inputs", [])] != [i["file"] for i in want["inputs"]]:
         diffs.append("the input files differ (" + ", ".join(i.get("file", "?") for i in have.get("inputs", [])) + ")")
     elif have.get("inputs") != want["inputs"]:
