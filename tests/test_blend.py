@@ -89,8 +89,13 @@ def test_openvino_int8_rechecks_on_the_blends_margin(blended, toy_rows, tmp_path
     thin = margins(blended_fast) < scale * runtime.recheck_margin
     assert 0 < thin.sum() < len(pairs)
     runtime.rechecked = 0
+    tokenised: list = []
+    encode_many = clf.encode_many
+    clf.encode_many = lambda articles: tokenised.append(len(articles)) or encode_many(articles)
     got, alone = clf.probability_parts(pairs)
+    clf.encode_many = encode_many
     assert runtime.rechecked == int(thin.sum())  # one row per toy article
+    assert tokenised == [len(pairs)]  # the rechecked articles reuse their rows: tokenised once
     want = np.where(thin[:, None], exact, fast)
     assert np.allclose(alone, softmax(want, clf.temperature), atol=1e-6)
     assert np.allclose(got, softmax(blend_logits(want, clf.temperature, base, clf.blend), 1.0), atol=1e-6)
